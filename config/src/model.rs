@@ -1,0 +1,212 @@
+//! The configuration model: one struct per section of `config.yaml`, every field documented.
+//! Defaults here must match `config/config.yaml` (a test checks it).
+
+use std::collections::BTreeMap;
+
+use oci_storage_core::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub registry: RegistryConfig,
+    pub auth: AuthConfig,
+    pub logging: LoggingConfig,
+    pub backup: BackupConfig,
+    pub proxy: ProxyConfig,
+}
+
+/// `server`: where and how the HTTP server listens.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind.
+    pub port: u16,
+    /// Seconds that running transfers may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 3030,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// `storage`: the storage plugin, chosen by `type`, with its settings under a key of the same
+/// name (`storage.fs`, `storage.s3`, …).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StorageConfig {
+    #[serde(rename = "type", default = "default_storage_type")]
+    pub kind: String,
+    /// Settings of each plugin, by type name; only the selected one is used.
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_storage_type() -> String {
+    "fs".into()
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: default_storage_type(),
+            settings: BTreeMap::from([(
+                "fs".to_owned(),
+                serde_json::json!({"path": "./data", "fsync": true}),
+            )]),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The selected plugin's settings (`null` when absent).
+    pub fn selected_settings(&self) -> serde_json::Value {
+        self.settings
+            .get(&self.kind)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `registry`: OCI Distribution behaviour.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RegistryConfig {
+    /// Largest manifest accepted, in bytes (the spec suggests at least 4 MiB).
+    pub max_manifest_bytes: u64,
+    /// Upload sessions untouched for this many minutes are discarded.
+    pub upload_expiry_minutes: u64,
+    /// Allow DELETE of manifests, tags and blobs.
+    pub delete_enabled: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            upload_expiry_minutes: 24 * 60,
+            delete_enabled: true,
+        }
+    }
+}
+
+/// `auth`: who may do what.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AuthConfig {
+    /// Let clients without credentials pull (and list). Pushes and deletes always need a login.
+    pub anonymous_pull: bool,
+    /// Users. When empty, the first start creates `admin` with a random password.
+    pub users: Vec<UserConfig>,
+}
+
+/// One configured user.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserConfig {
+    pub username: String,
+    /// An argon2id (`$argon2id$…`) or bcrypt (`$2b$…`) hash from `oci-storage hash-password`;
+    /// plaintext is accepted with a warning. `passwordFile: PATH` reads it from a file.
+    #[serde(serialize_with = "redact")]
+    pub password: Secret,
+}
+
+fn redact<S: serde::Serializer>(_: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("***")
+}
+
+/// `logging`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as
+    /// `info,oci_storage_server=debug`. The `RUST_LOG` environment variable wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `backup`: copies of the registry in cloud buckets (accepted now, implemented by the backup
+/// feature).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct BackupConfig {
+    pub enabled: bool,
+    pub gcp: Option<GcpBackupConfig>,
+    pub aws: Option<AwsBackupConfig>,
+}
+
+/// `backup.gcp`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpBackupConfig {
+    pub bucket: String,
+    #[serde(rename = "projectID")]
+    pub project_id: String,
+}
+
+/// `backup.aws`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsBackupConfig {
+    pub bucket: String,
+    pub region: String,
+}
+
+/// `proxy`: the pull-through cache of upstream registries (accepted now, implemented by the
+/// proxy feature).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ProxyConfig {
+    pub enabled: bool,
+    pub cache: ProxyCacheConfig,
+    pub registries: Vec<ProxyRegistryConfig>,
+}
+
+/// `proxy.cache`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyCacheConfig {
+    #[serde(rename = "maxSizeGB")]
+    pub max_size_gb: f64,
+}
+
+impl Default for ProxyCacheConfig {
+    fn default() -> Self {
+        Self { max_size_gb: 10.0 }
+    }
+}
+
+/// One upstream registry of the proxy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyRegistryConfig {
+    pub name: String,
+    pub url: String,
+}

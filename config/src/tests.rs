@@ -1,0 +1,117 @@
+use super::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+#[test]
+fn embedded_default_matches_code_defaults() {
+    let parsed = parse(DEFAULT_YAML, "embedded", no_env()).unwrap();
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn seed_sample_loads() {
+    let text = include_str!("../examples/seed-config.yaml");
+    let c = parse(text, "seed", no_env()).unwrap();
+    assert_eq!(c.server.port, 3030);
+    assert_eq!(c.auth.users[0].username, "admin");
+    assert_eq!(c.auth.users[0].password.expose(), "admin123");
+    assert_eq!(c.logging.format, LogFormat::Json);
+    assert_eq!(c.backup.gcp.as_ref().unwrap().project_id, "my-project");
+    assert_eq!(c.proxy.cache.max_size_gb, 10.0);
+    assert_eq!(c.proxy.registries.len(), 2);
+    assert_eq!(c.storage.kind, "fs");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = parse("server:\n  prot: 1\n", "f.yaml", no_env()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("server.prot") || msg.contains("prot"), "{msg}");
+    assert!(msg.contains("f.yaml"), "{msg}");
+    let err = parse(
+        "auth:\n  users:\n    - username: a\n      pasword: b\n",
+        "f",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("auth.users[0]"), "{err}");
+}
+
+#[test]
+fn env_overrides() {
+    let env = vec![
+        ("OCI_STORAGE__SERVER__PORT".to_owned(), "8080".to_owned()),
+        (
+            "OCI_STORAGE__PROXY__CACHE__MAX_SIZE_GB".to_owned(),
+            "2.5".to_owned(),
+        ),
+        (
+            "OCI_STORAGE__STORAGE__FS__PATH".to_owned(),
+            "/srv/x".to_owned(),
+        ),
+        (
+            "OCI_STORAGE__AUTH__ANONYMOUS_PULL".to_owned(),
+            "true".to_owned(),
+        ),
+        (
+            "OCI_STORAGE__AUTH__USERS__0__USERNAME".to_owned(),
+            "ci".to_owned(),
+        ),
+        (
+            "OCI_STORAGE__AUTH__USERS__0__PASSWORD".to_owned(),
+            "123".to_owned(),
+        ),
+        ("UNRELATED".to_owned(), "x".to_owned()),
+    ];
+    let c = parse("", "f", env).unwrap();
+    assert_eq!(c.server.port, 8080);
+    assert_eq!(c.proxy.cache.max_size_gb, 2.5);
+    assert_eq!(c.storage.selected_settings()["path"], "/srv/x");
+    assert!(c.auth.anonymous_pull);
+    assert_eq!(c.auth.users[0].username, "ci");
+    assert_eq!(
+        c.auth.users[0].password.expose(),
+        "123",
+        "numbers stay strings where strings are wanted"
+    );
+}
+
+#[test]
+fn env_typo_is_an_error() {
+    let env = vec![("OCI_STORAGE__SERVER__PROT".to_owned(), "1".to_owned())];
+    let err = parse("", "f", env).unwrap_err().to_string();
+    assert!(err.contains("prot"), "{err}");
+}
+
+#[test]
+fn secrets_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let yaml = format!(
+        "auth:\n  users:\n    - username: a\n      passwordFile: {}\n",
+        file.display()
+    );
+    let c = parse(&yaml, "f", no_env()).unwrap();
+    assert_eq!(c.auth.users[0].password.expose(), "s3cret");
+
+    let env = vec![
+        (
+            "OCI_STORAGE__AUTH__USERS__0__USERNAME".to_owned(),
+            "b".to_owned(),
+        ),
+        (
+            "OCI_STORAGE__AUTH__USERS__0__PASSWORD_FILE".to_owned(),
+            file.display().to_string(),
+        ),
+    ];
+    let c = parse("", "f", env).unwrap();
+    assert_eq!(c.auth.users[0].password.expose(), "s3cret");
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "Debug never shows secrets"
+    );
+}

