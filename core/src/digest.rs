@@ -172,10 +172,12 @@ impl Hasher {
 }
 
 /// What a [`hashing_stream`] saw once it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StreamOutcome {
     pub digest: Digest,
     pub size: u64,
+    /// The hash state after the last byte, to continue hashing a later chunk.
+    pub state: Hasher,
 }
 
 /// Shared cell filled by a [`hashing_stream`] when its input ends cleanly.
@@ -235,10 +237,12 @@ pub fn hashing_stream(
                 Some((Err(e), st))
             }
             None => {
-                let digest = st.hasher.take()?.finish();
+                let state = st.hasher.take()?;
+                let digest = state.clone().finish();
                 let outcome = StreamOutcome {
                     digest: digest.clone(),
                     size: st.size,
+                    state,
                 };
                 *st.cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
                 let problem = match (&st.expect.digest, st.expect.size) {

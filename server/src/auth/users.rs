@@ -1,0 +1,56 @@
+//! The built-in `Authenticator`: users from configuration (and the generated initial admin).
+//! Unknown users are checked against a dummy hash so they cost as much as wrong passwords.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oci_storage_core::{AuthError, Authenticator, Credentials, Identity, Secret};
+
+use super::password::{StoredPassword, hash_password, random_password};
+
+/// Users known from configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigUsers {
+    users: Arc<HashMap<String, StoredPassword>>,
+    dummy: Arc<StoredPassword>,
+}
+
+impl ConfigUsers {
+    /// Builds the user table; computing the dummy hash takes one argon2 run.
+    pub fn new(users: impl IntoIterator<Item = (String, StoredPassword)>) -> Self {
+        Self {
+            users: Arc::new(users.into_iter().collect()),
+            dummy: Arc::new(StoredPassword::Argon2(hash_password(&random_password()))),
+        }
+    }
+
+    /// Names of users whose password is configured in plaintext.
+    pub fn plaintext_users(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .users
+            .iter()
+            .filter(|(_, p)| p.is_plaintext())
+            .map(|(u, _)| u.as_str())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[async_trait]
+impl Authenticator for ConfigUsers {
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
+        let stored = self.users.get(&credentials.username).cloned();
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| (*self.dummy).clone());
+        let candidate: Secret = credentials.password.clone();
+        let ok = tokio::task::spawn_blocking(move || stored.verify(candidate.expose()))
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("password check failed: {e}")))?;
+        Ok((ok && known).then(|| Identity {
+            username: credentials.username.clone(),
+            groups: Vec::new(),
+        }))
+    }
+}

@@ -1,0 +1,182 @@
+//! The oci-storage server: wires configuration, plugins, the registry service and the HTTP
+//! layers together. [`builtin_plugins`] is the one place built-in plugins are registered; a
+//! custom binary adds its own factories to it and calls [`serve`].
+
+pub mod auth;
+mod health;
+pub mod logging;
+pub mod oci;
+pub mod registry;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use oci_storage_config::Loaded;
+use oci_storage_core::{Authenticator, PluginContext, Plugins, Storage};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, Route};
+
+use auth::Access;
+use auth::password::StoredPassword;
+use auth::users::ConfigUsers;
+use registry::{Registry, Settings};
+use state::AppState;
+
+/// The plugins compiled into this binary, by config `type`.
+pub fn builtin_plugins() -> Plugins {
+    let mut plugins = Plugins::default();
+    plugins.register_storage("fs", oci_storage_storage_fs::factory);
+    plugins
+}
+
+/// Builds the storage plugin that the configuration selects.
+pub async fn build_storage(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Arc<dyn Storage>> {
+    let storage_config = &loaded.config.storage;
+    let ctx = PluginContext {
+        base_dir: loaded.base_dir.clone(),
+    };
+    for other in storage_config.settings.keys() {
+        if *other != storage_config.kind {
+            tracing::warn!(section = %format!("storage.{other}"), "ignored: storage.type is {}", storage_config.kind);
+        }
+    }
+    plugins
+        .build_storage(
+            &storage_config.kind,
+            ctx,
+            storage_config.selected_settings(),
+        )
+        .await
+        .context("building the storage backend")
+}
+
+/// Users from configuration, or the generated initial admin when there are none.
+async fn build_authenticator(
+    loaded: &Loaded,
+    storage: &dyn Storage,
+) -> anyhow::Result<Arc<dyn Authenticator>> {
+    let configured = &loaded.config.auth.users;
+    let users: Vec<(String, StoredPassword)> = if configured.is_empty() {
+        vec![
+            auth::initial_admin::ensure(storage)
+                .await
+                .context("creating the initial admin user")?,
+        ]
+    } else {
+        configured
+            .iter()
+            .map(|u| (u.username.clone(), StoredPassword::from_config(&u.password)))
+            .collect()
+    };
+    let users = tokio::task::spawn_blocking(move || ConfigUsers::new(users)).await?;
+    for name in users.plaintext_users() {
+        tracing::warn!(
+            user = name,
+            "password is configured in plaintext; store a hash from `oci-storage hash-password` instead"
+        );
+    }
+    Ok(Arc::new(users))
+}
+
+/// Mentions configured features that this version does not implement yet.
+fn report_pending_sections(loaded: &Loaded) {
+    let c = &loaded.config;
+    if c.backup.enabled || c.backup.gcp.is_some() || c.backup.aws.is_some() {
+        tracing::warn!(
+            "backup: configuration accepted, but backups are not implemented in this version"
+        );
+    }
+    if c.proxy.enabled || !c.proxy.registries.is_empty() {
+        tracing::warn!(
+            "proxy: configuration accepted, but the pull-through cache is not implemented in this version"
+        );
+    }
+}
+
+/// Everything a running server needs, built from configuration.
+pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Arc<AppState>> {
+    let storage = build_storage(plugins, loaded).await?;
+    tracing::info!(storage = %storage.describe(), config = %loaded.origin, "starting");
+    report_pending_sections(loaded);
+    let authenticator = build_authenticator(loaded, storage.as_ref()).await?;
+    let r = &loaded.config.registry;
+    let registry = Registry::new(
+        storage,
+        Settings {
+            max_manifest_bytes: r.max_manifest_bytes,
+            delete_enabled: r.delete_enabled,
+            upload_expiry: Duration::from_secs(r.upload_expiry_minutes * 60),
+        },
+    );
+    let access = Arc::new(Access::new(
+        authenticator,
+        loaded.config.auth.anonymous_pull,
+    ));
+    Ok(Arc::new(AppState { registry, access }))
+}
+
+/// The HTTP application.
+pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
+    Route::new()
+        .at("/v2", oci::v2)
+        .at("/v2/*path", oci::v2)
+        .at("/healthz", health::healthz)
+        .at("/readyz", health::readyz)
+        .data(state)
+        .around(logging::access_log)
+}
+
+/// Discards expired upload sessions periodically.
+fn spawn_upload_expiry(registry: Registry) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match registry.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "discarded abandoned upload sessions"),
+                Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+            }
+        }
+    });
+}
+
+/// Runs the server until SIGTERM/SIGINT, then lets running requests finish within the
+/// configured grace period.
+pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
+    logging::init(&loaded.config.logging);
+    let state = build_state(&plugins, &loaded).await?;
+    spawn_upload_expiry(state.registry.clone());
+    let server = &loaded.config.server;
+    let addr = format!("{}:{}", server.host, server.port);
+    let acceptor = TcpListener::bind(addr.clone())
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local: Vec<String> = acceptor
+        .local_addr()
+        .iter()
+        .filter_map(|a| a.as_socket_addr().map(SocketAddr::to_string))
+        .collect();
+    tracing::info!(address = %local.join(","), "listening on {}", local.join(","));
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(grace))
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: no new connections; running transfers may finish");
+}

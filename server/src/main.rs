@@ -1,0 +1,82 @@
+//! The `oci-storage` command: `serve` (default), `check-config`, `hash-password`.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oci-storage",
+    version,
+    about = "A lightweight OCI registry for Helm charts and container images"
+)]
+struct Cli {
+    /// Configuration file (YAML). Without it, the embedded default is used.
+    #[arg(long, short, global = true, env = "OCI_STORAGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry (the default).
+    Serve,
+    /// Load and validate the configuration, then exit.
+    CheckConfig,
+    /// Read a password from standard input and print its argon2id hash for `auth.users`.
+    HashPassword,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let load = || oci_storage_config::load(cli.config.as_deref(), std::env::vars());
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let loaded = load()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(oci_storage_server::serve(
+                    oci_storage_server::builtin_plugins(),
+                    loaded,
+                ))
+        }
+        Command::CheckConfig => {
+            let loaded = load()?;
+            let c = &loaded.config;
+            println!(
+                "configuration OK ({}): listen {}:{}, storage {}, {} user(s)",
+                loaded.origin,
+                c.server.host,
+                c.server.port,
+                c.storage.kind,
+                c.auth.users.len()
+            );
+            Ok(())
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "no password given on standard input");
+            println!(
+                "{}",
+                oci_storage_server::auth::password::hash_password(password)
+            );
+            Ok(())
+        }
+    }
+}

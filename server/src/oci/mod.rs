@@ -1,0 +1,72 @@
+//! The OCI Distribution API (`/v2/…`): one catch-all poem endpoint that authenticates the
+//! caller, parses the request into an [`OciEndpoint`], checks the action is allowed, and
+//! dispatches to a handler. Every failure is answered as OCI error JSON.
+
+pub mod endpoint;
+mod handlers;
+pub mod range;
+pub mod response;
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, header};
+use poem::web::Data;
+use poem::{Body, Request, Response, handler};
+
+pub use endpoint::OciEndpoint;
+
+use crate::auth::Denial;
+use crate::registry::{ErrorCode, RegistryError};
+use crate::state::AppState;
+use response::{API_VERSION_HEADER, error_response};
+
+/// Serves every `/v2` request.
+#[handler]
+pub async fn v2(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
+    let path = req.uri().path();
+    let path = path.strip_prefix("/v2").unwrap_or(path);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let mut resp = match serve(state, req, body, path).await {
+        Ok(resp) => resp,
+        Err(err) => error_response(&err),
+    };
+    resp.headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn serve(
+    state: &AppState,
+    req: &Request,
+    body: Body,
+    path: &str,
+) -> Result<Response, RegistryError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let who = state.access.identify(authorization).await.map_err(denied)?;
+    let endpoint = OciEndpoint::parse(req.method(), path)?;
+    state
+        .access
+        .authorize(who.as_ref(), endpoint.action())
+        .map_err(denied)?;
+    if let (Some(user), Some(slot)) = (&who, req.extensions().get::<crate::logging::RequestUser>())
+    {
+        slot.set(&user.username);
+    }
+    handlers::dispatch(state, req, body, endpoint).await
+}
+
+fn denied(denial: Denial) -> RegistryError {
+    match denial {
+        Denial::Unauthenticated => {
+            RegistryError::new(ErrorCode::Unauthorized, "authentication required")
+        }
+        Denial::Unavailable => RegistryError::new(
+            ErrorCode::Unknown,
+            "authentication is temporarily unavailable",
+        )
+        .with_status(503),
+    }
+}

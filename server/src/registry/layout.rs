@@ -1,0 +1,111 @@
+//! The storage layout: every key the registry reads or writes is built here, and nowhere else.
+//!
+//! ```text
+//! blobs/<alg>/<hex>                                  content, once for the whole registry
+//! repositories/<repo>/_blobs/<alg>/<hex>             the repo may serve this blob (empty)
+//! repositories/<repo>/_manifests/<alg>/<hex>         manifest revision (JSON ManifestLink)
+//! repositories/<repo>/_tags/<tag>                    tag → manifest (JSON ManifestLink)
+//! repositories/<repo>/_referrers/<alg>/<hex>/<alg>-<hex>   subject → referrer descriptor
+//! catalog/<repo>!                                    the repo exists (for _catalog)
+//! uploads/<id>/state.json, uploads/<id>/data         upload sessions
+//! system/…                                           registry-wide state (initial admin, …)
+//! ```
+//! Repository components start with `[a-z0-9]`, so the `_`-prefixed keys of a repository never
+//! collide with a nested repository. The catalog key ends in `!`, which sorts before every
+//! character of a name, so the catalog listing order is the names' lexical order.
+
+use oci_storage_core::{Digest, Key};
+
+use super::names::{RepoName, Tag};
+
+fn key(s: String) -> Key {
+    Key::new(s).expect("layout keys are built from validated parts")
+}
+
+pub fn blob(d: &Digest) -> Key {
+    key(format!("blobs/{}/{}", d.algorithm().as_str(), d.hex()))
+}
+
+pub fn blob_link(repo: &RepoName, d: &Digest) -> Key {
+    key(format!(
+        "repositories/{repo}/_blobs/{}/{}",
+        d.algorithm().as_str(),
+        d.hex()
+    ))
+}
+
+pub fn manifest_link(repo: &RepoName, d: &Digest) -> Key {
+    key(format!(
+        "repositories/{repo}/_manifests/{}/{}",
+        d.algorithm().as_str(),
+        d.hex()
+    ))
+}
+
+pub fn tags_prefix(repo: &RepoName) -> String {
+    format!("repositories/{repo}/_tags/")
+}
+
+pub fn tag(repo: &RepoName, tag: &Tag) -> Key {
+    key(format!("{}{tag}", tags_prefix(repo)))
+}
+
+pub fn referrers_prefix(repo: &RepoName, subject: &Digest) -> String {
+    format!(
+        "repositories/{repo}/_referrers/{}/{}/",
+        subject.algorithm().as_str(),
+        subject.hex()
+    )
+}
+
+pub fn referrer(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Key {
+    key(format!(
+        "{}{}-{}",
+        referrers_prefix(repo, subject),
+        referrer.algorithm().as_str(),
+        referrer.hex()
+    ))
+}
+
+pub const CATALOG_PREFIX: &str = "catalog/";
+
+pub fn catalog_entry(repo: &RepoName) -> Key {
+    key(format!("{CATALOG_PREFIX}{repo}!"))
+}
+
+/// The repository name of a catalog key, if it is one.
+pub fn catalog_name(key: &str) -> Option<&str> {
+    key.strip_prefix(CATALOG_PREFIX)?.strip_suffix('!')
+}
+
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+pub fn upload_state(id: &str) -> Key {
+    key(format!("{UPLOADS_PREFIX}{id}/state.json"))
+}
+
+pub fn upload_data(id: &str) -> Key {
+    key(format!("{UPLOADS_PREFIX}{id}/data"))
+}
+
+pub fn initial_admin() -> Key {
+    key("system/initial-admin.json".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_order_is_name_order() {
+        let mut names = vec!["a", "a-b", "a.b", "a/b", "a0", "a/b/c", "ab"];
+        let mut keys: Vec<String> = names
+            .iter()
+            .map(|n| catalog_entry(&RepoName::parse(n).unwrap()).to_string())
+            .collect();
+        names.sort();
+        keys.sort();
+        let from_keys: Vec<&str> = keys.iter().map(|k| catalog_name(k).unwrap()).collect();
+        assert_eq!(from_keys, names);
+    }
+}

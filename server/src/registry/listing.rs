@@ -1,0 +1,151 @@
+//! Listings: tags of a repository, the catalog of repositories, and the referrers of a
+//! manifest. Tags and catalog page straight through storage listings (`n`, `last`).
+
+use futures_util::future::try_join_all;
+use oci_storage_core::{Digest, ListOptions, StorageExt};
+
+use super::error::{ErrorCode, RegistryError, Result, storage};
+use super::manifest_doc::ReferrerDescriptor;
+use super::{Registry, RepoName, Tag, layout};
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// Whether more items follow the last one.
+    pub more: bool,
+}
+
+impl Registry {
+    /// Lists keys under `prefix` after `start_after`, mapping each key to an item, until
+    /// `n` items (all when `None`) plus one to learn whether more follow.
+    async fn page(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+        n: Option<usize>,
+        item: impl Fn(&str) -> Option<String>,
+    ) -> Result<Page> {
+        let mut items = Vec::new();
+        let mut start_after = start_after;
+        let wanted = n.map(|n| n + 1);
+        loop {
+            let page = self
+                .storage
+                .list(
+                    prefix,
+                    ListOptions {
+                        start_after: start_after.take(),
+                        limit: wanted.map(|w| w - items.len()),
+                        delimiter: false,
+                    },
+                )
+                .await
+                .map_err(storage("listing"))?;
+            items.extend(page.objects.iter().filter_map(|m| item(m.key.as_str())));
+            if wanted.is_some_and(|w| items.len() >= w) {
+                break;
+            }
+            match page.next {
+                Some(next) => start_after = Some(next),
+                None => break,
+            }
+        }
+        let more = n.is_some_and(|n| items.len() > n);
+        if let Some(n) = n {
+            items.truncate(n);
+        }
+        Ok(Page { items, more })
+    }
+
+    /// Tags of a repository in lexical order (`n` at most, after `last`).
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        let prefix = layout::tags_prefix(repo);
+        let page = if n == Some(0) {
+            Page {
+                items: Vec::new(),
+                more: false,
+            }
+        } else {
+            let start_after = last.map(|l| format!("{prefix}{l}"));
+            self.page(&prefix, start_after, n, |k| {
+                k.strip_prefix(&prefix).map(str::to_owned)
+            })
+            .await?
+        };
+        if page.items.is_empty() && last.is_none() && !self.repository_exists(repo).await? {
+            return Err(RegistryError::new(
+                ErrorCode::NameUnknown,
+                "repository name not known to registry",
+            )
+            .with_detail(serde_json::json!({ "name": repo.to_string() })));
+        }
+        Ok(page)
+    }
+
+    /// Every tag of a repository.
+    pub(super) async fn all_tags(&self, repo: &RepoName) -> Result<Vec<Tag>> {
+        let prefix = layout::tags_prefix(repo);
+        let page = self
+            .page(&prefix, None, None, |k| {
+                k.strip_prefix(&prefix).map(str::to_owned)
+            })
+            .await?;
+        Ok(page.items.iter().filter_map(|t| Tag::parse(t)).collect())
+    }
+
+    pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {
+        self.storage
+            .exists(&layout::catalog_entry(repo))
+            .await
+            .map_err(storage("reading the catalog"))
+    }
+
+    /// Repository names in lexical order (`n` at most, after `last`).
+    pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        if n == Some(0) {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        let start_after = last.map(|l| format!("{}{l}!", layout::CATALOG_PREFIX));
+        self.page(layout::CATALOG_PREFIX, start_after, n, |k| {
+            layout::catalog_name(k).map(str::to_owned)
+        })
+        .await
+    }
+
+    /// Manifests whose `subject` is `digest`, optionally only those of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ReferrerDescriptor>> {
+        let entries = self
+            .storage
+            .list_all(&layout::referrers_prefix(repo, digest))
+            .await
+            .map_err(storage("listing referrers"))?;
+        let reads = entries.iter().map(|meta| async move {
+            let bytes = self
+                .storage
+                .get_bytes(&meta.key, 1024 * 1024)
+                .await
+                .map_err(storage("reading a referrer entry"))?;
+            serde_json::from_slice::<ReferrerDescriptor>(&bytes)
+                .map_err(|e| RegistryError::internal("decoding a referrer entry", e))
+        });
+        let mut all = try_join_all(reads).await?;
+        if let Some(wanted) = artifact_type {
+            all.retain(|d| d.artifact_type.as_deref() == Some(wanted));
+        }
+        Ok(all)
+    }
+}

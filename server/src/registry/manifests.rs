@@ -1,0 +1,279 @@
+//! Manifests and tags: push (with reference checks, subjects and several tags at once), pull by
+//! tag or digest, and delete. Manifest bytes are stored exactly as pushed, under `blobs/`.
+
+use bytes::Bytes;
+use futures_util::future::try_join_all;
+use oci_storage_core::{Digest, DigestAlgorithm, Key, PutMode, StorageError, StorageExt};
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, RegistryError, Result, storage};
+use super::manifest_doc::ManifestDoc;
+use super::{Reference, Registry, RepoName, Tag, layout};
+
+/// What a tag or a manifest revision points at; stored as JSON so that HEAD needs one read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestLink {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A manifest push.
+#[derive(Debug)]
+pub struct PutManifest {
+    pub reference: Reference,
+    /// The request's Content-Type.
+    pub content_type: Option<String>,
+    pub bytes: Bytes,
+    /// Further tags to point at the manifest (`?tag=`).
+    pub extra_tags: Vec<Tag>,
+}
+
+/// The result of a manifest push.
+#[derive(Debug)]
+pub struct PutManifestOutcome {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    pub tags: Vec<Tag>,
+}
+
+/// A manifest read back.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub link: ManifestLink,
+    pub bytes: Bytes,
+}
+
+fn manifest_unknown(reference: &Reference) -> RegistryError {
+    RegistryError::new(ErrorCode::ManifestUnknown, "manifest unknown to registry")
+        .with_detail(serde_json::json!({ "reference": reference.to_string() }))
+}
+
+fn blob_missing(digest: &Digest) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::ManifestBlobUnknown,
+        format!("manifest references {digest}, which is not in this repository"),
+    )
+    .with_detail(serde_json::json!({ "digest": digest.to_string() }))
+}
+
+impl Registry {
+    /// Validates and stores a manifest, then points its tags at it.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        put: PutManifest,
+    ) -> Result<PutManifestOutcome> {
+        let max = self.settings.max_manifest_bytes;
+        if put.bytes.len() as u64 > max {
+            return Err(RegistryError::new(
+                ErrorCode::SizeInvalid,
+                format!("manifest exceeds the limit of {max} bytes"),
+            )
+            .with_status(413));
+        }
+        let algorithm = match &put.reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => DigestAlgorithm::Sha256,
+        };
+        let digest = algorithm.digest(&put.bytes);
+        if let Reference::Digest(expected) = &put.reference
+            && *expected != digest
+        {
+            return Err(RegistryError::new(
+                ErrorCode::DigestInvalid,
+                "manifest digest does not match the reference",
+            )
+            .with_detail(serde_json::json!({
+                "expected": expected.to_string(),
+                "actual": digest.to_string(),
+            })));
+        }
+        let doc = ManifestDoc::parse(&put.bytes, put.content_type.as_deref())?;
+        self.check_references(repo, &doc).await?;
+
+        let link = ManifestLink {
+            digest: digest.clone(),
+            media_type: doc.media_type.clone(),
+            size: put.bytes.len() as u64,
+        };
+        // Content first, then the links that make it reachable: a crash in between leaves
+        // unreachable content, never a dangling link.
+        match self
+            .storage
+            .put_bytes(&layout::blob(&digest), put.bytes.clone(), PutMode::Create)
+            .await
+        {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(storage("storing a manifest")(e)),
+        }
+        self.write_link(&layout::manifest_link(repo, &digest), &link)
+            .await?;
+        if let Some(subject) = &doc.subject {
+            let descriptor = doc.referrer_descriptor(&digest, link.size);
+            let bytes = serde_json::to_vec(&descriptor).expect("descriptor serializes");
+            self.storage
+                .put_bytes(
+                    &layout::referrer(repo, subject, &digest),
+                    Bytes::from(bytes),
+                    PutMode::Overwrite,
+                )
+                .await
+                .map_err(storage("recording a referrer"))?;
+        }
+        self.ensure_in_catalog(repo).await?;
+        let mut tags = put.extra_tags;
+        if let Reference::Tag(tag) = put.reference {
+            tags.insert(0, tag);
+        }
+        tags.dedup();
+        for tag in &tags {
+            self.write_link(&layout::tag(repo, tag), &link).await?;
+        }
+        Ok(PutManifestOutcome {
+            digest,
+            subject: doc.subject,
+            tags,
+        })
+    }
+
+    async fn check_references(&self, repo: &RepoName, doc: &ManifestDoc) -> Result<()> {
+        let blob_checks = doc.blobs.iter().map(|d| async move {
+            match self.storage.exists(&layout::blob_link(repo, d)).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(blob_missing(d)),
+                Err(e) => Err(storage("checking manifest references")(e)),
+            }
+        });
+        try_join_all(blob_checks).await?;
+        let child_checks = doc.children.iter().map(|d| async move {
+            match self.storage.exists(&layout::manifest_link(repo, d)).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(blob_missing(d)),
+                Err(e) => Err(storage("checking index references")(e)),
+            }
+        });
+        try_join_all(child_checks).await?;
+        Ok(())
+    }
+
+    async fn write_link(&self, key: &Key, link: &ManifestLink) -> Result<()> {
+        let bytes = serde_json::to_vec(link).expect("link serializes");
+        self.storage
+            .put_bytes(key, Bytes::from(bytes), PutMode::Overwrite)
+            .await
+            .map(|_| ())
+            .map_err(storage("writing a manifest link"))
+    }
+
+    async fn read_link(&self, key: &Key) -> Result<Option<ManifestLink>> {
+        match self.storage.get_bytes(key, 64 * 1024).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RegistryError::internal("decoding a manifest link", e)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(storage("reading a manifest link")(e)),
+        }
+    }
+
+    async fn ensure_in_catalog(&self, repo: &RepoName) -> Result<()> {
+        let key = layout::catalog_entry(repo);
+        if self
+            .storage
+            .exists(&key)
+            .await
+            .map_err(storage("reading the catalog"))?
+        {
+            return Ok(());
+        }
+        match self
+            .storage
+            .put_bytes(&key, Bytes::new(), PutMode::Create)
+            .await
+        {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(storage("adding to the catalog")(e)),
+        }
+    }
+
+    /// What a tag or digest points at (enough for HEAD).
+    pub async fn resolve_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestLink> {
+        let key = match reference {
+            Reference::Tag(tag) => layout::tag(repo, tag),
+            Reference::Digest(d) => layout::manifest_link(repo, d),
+        };
+        self.read_link(&key)
+            .await?
+            .ok_or_else(|| manifest_unknown(reference))
+    }
+
+    /// A manifest's exact bytes and media type.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let link = self.resolve_manifest(repo, reference).await?;
+        let bytes = match self
+            .storage
+            .get_bytes(
+                &layout::blob(&link.digest),
+                self.settings.max_manifest_bytes.max(link.size),
+            )
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(StorageError::NotFound { .. }) => return Err(manifest_unknown(reference)),
+            Err(e) => return Err(storage("reading a manifest")(e)),
+        };
+        Ok(StoredManifest { link, bytes })
+    }
+
+    /// Deletes a tag (only the tag), or a manifest by digest with its tags and referrer entry.
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.require_delete_enabled()?;
+        match reference {
+            Reference::Tag(tag) => {
+                self.resolve_manifest(repo, reference).await?;
+                self.storage
+                    .delete(&layout::tag(repo, tag))
+                    .await
+                    .map_err(storage("deleting a tag"))
+            }
+            Reference::Digest(digest) => {
+                let manifest = self.get_manifest(repo, reference).await?;
+                if let Ok(doc) =
+                    ManifestDoc::parse(&manifest.bytes, Some(&manifest.link.media_type))
+                    && let Some(subject) = doc.subject
+                {
+                    self.storage
+                        .delete(&layout::referrer(repo, &subject, digest))
+                        .await
+                        .map_err(storage("deleting a referrer entry"))?;
+                }
+                for tag in self.all_tags(repo).await? {
+                    let key = layout::tag(repo, &tag);
+                    if self
+                        .read_link(&key)
+                        .await?
+                        .is_some_and(|l| l.digest == *digest)
+                    {
+                        self.storage
+                            .delete(&key)
+                            .await
+                            .map_err(storage("deleting a tag"))?;
+                    }
+                }
+                self.storage
+                    .delete(&layout::manifest_link(repo, digest))
+                    .await
+                    .map_err(storage("deleting a manifest"))
+            }
+        }
+    }
+}
