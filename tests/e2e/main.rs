@@ -1,0 +1,15 @@
+//! End-to-end tests: the real `oci-storage` binary, driven over HTTP by real clients (skopeo,
+//! helm 3 and 4) and by a raw HTTP client for the protocol details.
+
+mod helm;
+mod skopeo;
+
+use oci_storage_tests::Server;
+
+/// The binary under test, built by Cargo before this suite.
+pub const BIN: &str = env!("CARGO_BIN_EXE_oci-storage");
+
+/// A server with the default test configuration.
+pub fn server() -> Server {
+    Server::start(BIN)
+}

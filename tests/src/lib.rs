@@ -1,0 +1,228 @@
+//! The black-box test harness: starts the real `oci-storage` binary on a loopback port with its
+//! own data directory, captures its log, and offers the pieces tests need to drive it with real
+//! clients (tool checks, isolated helm environments, OCI image layouts built at test time).
+
+pub mod layout;
+pub mod tools;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use tools::{helm_env, require_tool, run, run_ok};
+
+/// The user every test server is configured with.
+pub const USER: &str = "admin";
+/// That user's password (plaintext in the test config on purpose: it must never reach a log).
+pub const PASSWORD: &str = "Test-Passw0rd-9f3e2a";
+
+/// A running registry process.
+#[derive(Debug)]
+pub struct Server {
+    bin: PathBuf,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Scratch directory: `data/` is the storage root, `config.yaml` the configuration.
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+/// The configuration tests start from: one user, fs storage in the scratch directory.
+pub fn default_config() -> String {
+    format!(
+        "storage:\n  type: fs\n  fs:\n    path: data\nauth:\n  users:\n    - username: {USER}\n      password: {PASSWORD}\n"
+    )
+}
+
+impl Server {
+    /// Starts the binary with [`default_config`].
+    pub fn start(bin: &str) -> Self {
+        Self::start_with(bin, &default_config(), &[])
+    }
+
+    /// Starts the binary with the given YAML configuration and extra environment.
+    pub fn start_with(bin: &str, config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("scratch directory");
+        std::fs::write(dir.path().join("config.yaml"), config_yaml).expect("write config");
+        let mut server = Self {
+            bin: PathBuf::from(bin),
+            host: String::new(),
+            url: String::new(),
+            dir,
+            child: None,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.dir.path().join("config.yaml"))
+            .current_dir(self.dir.path())
+            .env("OCI_STORAGE__SERVER__HOST", "127.0.0.1")
+            .env("OCI_STORAGE__SERVER__PORT", "0")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start oci-storage");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        self.stdout.lock().unwrap().clear();
+        capture(stdout, self.stdout.clone());
+        capture(stderr, self.stderr.clone());
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = self
+                .stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.split("listening on ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                self.host = addr.to_owned();
+                self.url = format!("http://{addr}");
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "oci-storage exited with {status} before listening:\n{}\n{}",
+                    self.logs(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oci-storage did not start:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server logged so far (stdout).
+    pub fn logs(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts the process again over the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// Peak resident memory of the process so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// A blocking HTTP client (no redirects followed, so Location headers can be checked).
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(300))
+            .build()
+            .expect("http client")
+    }
+
+    /// `url` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Path of a scratch file or directory under the server's directory.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn capture(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut buf = into.lock().unwrap();
+            buf.push_str(&line);
+            buf.push('\n');
+        }
+    });
+}
+
+/// sha256 digest string of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// sha512 digest string of bytes.
+pub fn sha512(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+/// Reads a file to bytes, panicking with its path.
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
