@@ -126,6 +126,14 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/healthz", health::healthz)
         .at("/readyz", health::readyz)
         .data(state)
+        // A bug must cost one request an error answer, never the connection or the process.
+        .with(poem::middleware::CatchPanic::new().with_handler(|_| {
+            tracing::error!("request handler panicked");
+            oci::response::error_response(&registry::RegistryError::new(
+                registry::ErrorCode::Unknown,
+                "internal error",
+            ))
+        }))
         .around(logging::access_log)
 }
 

@@ -1,7 +1,10 @@
 //! End-to-end tests: the real `oci-storage` binary, driven over HTTP by real clients (skopeo,
 //! helm 3 and 4) and by a raw HTTP client for the protocol details.
 
+mod deploy_chart;
 mod helm;
+mod lifecycle;
+mod protocol;
 mod skopeo;
 
 use oci_storage_tests::Server;

@@ -101,9 +101,9 @@ impl OciEndpoint {
         let n = segments.len();
         let name_of = |upto: usize| parse_name(&segments[..upto]);
         match segments.as_slice() {
-            [""] => allow(head_or_get, || Ok(Self::ApiVersion)),
-            ["_catalog"] => allow(head_or_get, || Ok(Self::Catalog)),
-            [.., "tags", "list"] if n > 2 => allow(head_or_get, || {
+            [""] => allow(head_or_get, READ, || Ok(Self::ApiVersion)),
+            ["_catalog"] => allow(head_or_get, READ, || Ok(Self::Catalog)),
+            [.., "tags", "list"] if n > 2 => allow(head_or_get, READ, || {
                 Ok(Self::ListTags {
                     name: name_of(n - 2)?,
                 })
@@ -114,7 +114,7 @@ impl OciEndpoint {
                 } else {
                     n - 2
                 };
-                allow(is(&Method::POST), || {
+                allow(is(&Method::POST), "POST", || {
                     Ok(Self::StartUpload {
                         name: name_of(upto)?,
                     })
@@ -128,7 +128,7 @@ impl OciEndpoint {
                     Method::PATCH => Ok(Self::PatchUpload { name, id }),
                     Method::PUT => Ok(Self::FinishUpload { name, id }),
                     Method::DELETE => Ok(Self::CancelUpload { name, id }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("GET, HEAD, PATCH, PUT, DELETE")),
                 }
             }
             [.., "blobs", digest] if n > 2 => {
@@ -146,7 +146,7 @@ impl OciEndpoint {
                         head: true,
                     }),
                     Method::DELETE => Ok(Self::DeleteBlob { name, digest }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("GET, HEAD, DELETE")),
                 }
             }
             [.., "manifests", reference] if n > 2 => {
@@ -165,10 +165,10 @@ impl OciEndpoint {
                     }),
                     Method::PUT => Ok(Self::PutManifest { name, reference }),
                     Method::DELETE => Ok(Self::DeleteManifest { name, reference }),
-                    _ => Err(not_allowed()),
+                    _ => Err(not_allowed("GET, HEAD, PUT, DELETE")),
                 }
             }
-            [.., "referrers", digest] if n > 2 => allow(head_or_get, || {
+            [.., "referrers", digest] if n > 2 => allow(head_or_get, READ, || {
                 Ok(Self::ListReferrers {
                     name: name_of(n - 2)?,
                     digest: parse_digest(digest)?,
@@ -182,19 +182,29 @@ impl OciEndpoint {
     }
 }
 
+/// The methods of read-only endpoints.
+const READ: &str = "GET, HEAD";
+
 fn allow(
     ok: bool,
+    methods: &'static str,
     build: impl FnOnce() -> Result<OciEndpoint, RegistryError>,
 ) -> Result<OciEndpoint, RegistryError> {
-    if ok { build() } else { Err(not_allowed()) }
+    if ok {
+        build()
+    } else {
+        Err(not_allowed(methods))
+    }
 }
 
-fn not_allowed() -> RegistryError {
+/// 405, naming the methods the endpoint supports (RFC 9110 requires `Allow`).
+fn not_allowed(methods: &'static str) -> RegistryError {
     RegistryError::new(
         ErrorCode::Unsupported,
         "method not allowed on this endpoint",
     )
     .with_status(405)
+    .with_allow(methods)
 }
 
 fn parse_name(segments: &[&str]) -> Result<RepoName, RegistryError> {

@@ -1,6 +1,8 @@
 //! One handler per OCI operation: read what the request carries (headers, query, body), call
 //! the registry service, and shape the answer the spec prescribes.
 
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
 use oci_storage_core::{ByteStream, Digest, DigestAlgorithm};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Request, Response};
@@ -53,14 +55,20 @@ pub async fn dispatch(
             put_manifest(state, req, body, &query, name, reference).await
         }
         OciEndpoint::DeleteManifest { name, reference } => {
-            registry.delete_manifest(&name, &reference).await?;
+            registry
+                .delete_manifest(&name, &reference)
+                .await
+                .map_err(|e| deletes_disabled(e, "GET, HEAD, PUT"))?;
             Ok(status(StatusCode::ACCEPTED))
         }
         OciEndpoint::GetBlob { name, digest, head } => {
             get_blob(state, req, &name, &digest, head).await
         }
         OciEndpoint::DeleteBlob { name, digest } => {
-            registry.delete_blob(&name, &digest).await?;
+            registry
+                .delete_blob(&name, &digest)
+                .await
+                .map_err(|e| deletes_disabled(e, "GET, HEAD"))?;
             Ok(status(StatusCode::ACCEPTED))
         }
         OciEndpoint::StartUpload { name } => start_upload(state, req, body, &query, name).await,
@@ -168,19 +176,26 @@ async fn put_manifest(
         )
         .with_status(413)
     };
+    let mut stream = body_stream(body);
     if content_length(req).is_some_and(|len| len > max) {
+        discard(stream).await;
         return Err(too_large());
     }
-    let bytes = body
-        .into_bytes_limit(max as usize)
-        .await
-        .map_err(|e| match e {
-            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
-            other => RegistryError::new(
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RegistryError::new(
                 ErrorCode::ManifestInvalid,
-                format!("manifest body could not be read: {other}"),
-            ),
+                format!("manifest body could not be read: {e}"),
+            )
         })?;
+        if (bytes.len() + chunk.len()) as u64 > max {
+            discard(stream).await;
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let bytes = bytes.freeze();
     let mut extra_tags = Vec::new();
     for value in query.all("tag") {
         extra_tags.push(Tag::parse(value).ok_or_else(|| {
@@ -238,9 +253,9 @@ async fn get_blob(
     if head || range_header.is_some() {
         let meta = registry.blob_meta(name, digest).await?;
         if head {
-            return Ok(blob_headers(StatusCode::OK, digest, meta.size)
-                .header(header::CONTENT_LENGTH, meta.size)
-                .body(Body::empty()));
+            // blob_headers already carries Content-Length: a second one makes hyper drop
+            // the answer (the client sees the connection close).
+            return Ok(blob_headers(StatusCode::OK, digest, meta.size).body(Body::empty()));
         }
         match parse_range(range_header, meta.size) {
             RangeRequest::Whole => {}
@@ -315,6 +330,15 @@ async fn start_upload(
     Ok(upload_response(StatusCode::ACCEPTED, &name, &status.id, 0))
 }
 
+/// A 405 from a delete (deletes are disabled) names the methods that remain.
+fn deletes_disabled(err: RegistryError, remaining: &'static str) -> RegistryError {
+    if err.status == 405 {
+        err.with_allow(remaining)
+    } else {
+        err
+    }
+}
+
 /// Reads an upload chunk's declared position and length; `range_required` is false for the
 /// last chunk of a PUT.
 fn chunk_of(req: &Request, body: Body, patch: bool) -> Result<UploadChunk> {
@@ -347,6 +371,21 @@ fn chunk_of(req: &Request, body: Body, patch: bool) -> Result<UploadChunk> {
         len,
         body: body_stream(body),
     })
+}
+
+/// Most bytes of a refused request body that are read and thrown away.
+const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads and drops the rest of a refused request body (up to [`DISCARD_LIMIT`]): a client
+/// still sending it would otherwise see the connection reset instead of the error answer.
+async fn discard(mut body: ByteStream) {
+    let mut read = 0u64;
+    while read < DISCARD_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 fn has_body(req: &Request) -> bool {

@@ -64,7 +64,8 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
     let h = h.split('/').next()?;
     let (start, end) = h.split_once('-')?;
     let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (end >= start).then(|| (start, end - start + 1))
+    let len = end.checked_sub(start)?.checked_add(1)?;
+    Some((start, len))
 }
 
 #[cfg(test)]
@@ -105,5 +106,10 @@ mod tests {
         assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 100)));
         assert_eq!(parse_content_range("5-4"), None);
         assert_eq!(parse_content_range("x-y"), None);
+        assert_eq!(parse_content_range(&format!("0-{}", u64::MAX)), None);
+        assert_eq!(
+            parse_content_range(&format!("1-{}", u64::MAX)),
+            Some((1, u64::MAX))
+        );
     }
 }

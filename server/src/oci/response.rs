@@ -31,6 +31,10 @@ pub fn error_response(err: &RegistryError) -> Response {
             HeaderValue::from_static(CHALLENGE),
         );
     }
+    if let Some(methods) = err.allow {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(methods));
+    }
     if err.code == ErrorCode::TooManyRequests {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -72,6 +72,8 @@ pub struct RegistryError {
     pub status: u16,
     pub message: String,
     pub detail: Option<serde_json::Value>,
+    /// For a 405 answer: the methods the resource does support (the `Allow` header).
+    pub allow: Option<&'static str>,
 }
 
 impl RegistryError {
@@ -81,6 +83,7 @@ impl RegistryError {
             status: code.default_status(),
             message: message.into(),
             detail: None,
+            allow: None,
         }
     }
 
@@ -91,6 +94,11 @@ impl RegistryError {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_allow(mut self, methods: &'static str) -> Self {
+        self.allow = Some(methods);
         self
     }
 

@@ -28,7 +28,8 @@ impl Registry {
     ) -> Result<Page> {
         let mut items = Vec::new();
         let mut start_after = start_after;
-        let wanted = n.map(|n| n + 1);
+        // `n` comes from the client and may be usize::MAX.
+        let wanted = n.map(|n| n.saturating_add(1));
         loop {
             let page = self
                 .storage

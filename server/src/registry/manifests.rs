@@ -127,7 +127,9 @@ impl Registry {
         if let Reference::Tag(tag) = put.reference {
             tags.insert(0, tag);
         }
-        tags.dedup();
+        // Each tag once, in the order given (`?tag=a&tag=b&tag=a`).
+        let mut seen = std::collections::HashSet::new();
+        tags.retain(|t| seen.insert(t.clone()));
         for tag in &tags {
             self.write_link(&layout::tag(repo, tag), &link).await?;
         }

@@ -10,8 +10,10 @@ use oci_storage_core::Digest;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoName(String);
 
-/// Longest accepted name (the spec's 255 includes the host; we keep room for it).
-pub const MAX_NAME_LEN: usize = 255;
+/// Longest accepted name. Clients limit `<host>/<name>` to 255 characters, so a name has at
+/// most 253 (a one-character host and the `/`). This also keeps every storage key segment
+/// within the 255 bytes filesystems allow (the catalog key adds one character to the name).
+pub const MAX_NAME_LEN: usize = 253;
 
 impl RepoName {
     pub fn parse(s: &str) -> Option<Self> {
@@ -140,7 +142,8 @@ mod tests {
         ] {
             assert!(RepoName::parse(bad).is_none(), "{bad}");
         }
-        assert!(RepoName::parse(&"a".repeat(256)).is_none());
+        assert!(RepoName::parse(&"a".repeat(MAX_NAME_LEN)).is_some());
+        assert!(RepoName::parse(&"a".repeat(MAX_NAME_LEN + 1)).is_none());
     }
 
     #[test]

@@ -328,6 +328,13 @@ impl Registry {
         {
             return Err(range_invalid(start, state.offset));
         }
+        let end = match chunk.len {
+            Some(len) => Some(state.offset.checked_add(len).ok_or_else(|| {
+                RegistryError::new(ErrorCode::BlobUploadInvalid, "chunk length out of range")
+                    .with_status(416)
+            })?),
+            None => None,
+        };
         let data_key = layout::upload_data(id);
         let multipart_id = match &state.multipart_id {
             Some(m) => m.clone(),
@@ -349,7 +356,7 @@ impl Registry {
             hasher,
             state.offset,
             Expectation {
-                size: chunk.len.map(|len| state.offset + len),
+                size: end,
                 ..Expectation::default()
             },
         );

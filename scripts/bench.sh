@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark oci-storage against CNCF Distribution 2.8 (Debian's docker-registry, the reference)
+# in the same run, with nginx serving the same blob as the physical limit for downloads.
+# Prints a Markdown table (numbers are reported, never asserted). Usage:
+#   scripts/bench.sh [--blob-mib 1024] [--chunk-mib 16] [--seconds 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-test-tools.sh >/dev/null
+if ! command -v nginx >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+fi
+cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer at $1" >&2; exit 1; }
+
+ref_port=$(free_port); ours_port=$(free_port); nginx_port=$(free_port)
+password="bench-$(date +%s)"
+
+cat > "$work/distribution.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/distribution}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$ref_port}
+YAML
+docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
+pids+=($!); ref_pid=$!
+
+cat > "$work/oci-storage.yml" <<YAML
+server: {host: 127.0.0.1, port: $ours_port}
+storage: {type: fs, fs: {path: $work/oci-storage}}
+auth: {anonymousPull: true, users: [{username: admin, password: "$password"}]}
+logging: {level: warn}
+YAML
+target/release/oci-storage serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
+pids+=($!); ours_pid=$!
+
+mkdir -p "$work/www"
+cat > "$work/nginx.conf" <<CONF
+daemon off; worker_processes 2; pid $work/nginx.pid; error_log $work/nginx.err;
+events { worker_connections 256; }
+http { access_log off; sendfile on; tcp_nopush on;
+  server { listen 127.0.0.1:$nginx_port; root $work/www; } }
+CONF
+nginx -c "$work/nginx.conf" &
+pids+=($!)
+
+wait_http "http://127.0.0.1:$ref_port/v2/"
+wait_http "http://127.0.0.1:$ours_port/healthz"
+echo "reference: Distribution $(docker-registry --version 2>/dev/null | head -1)" >&2
+
+target/release/registry-bench \
+  --target "distribution=http://127.0.0.1:$ref_port,pid=$ref_pid" \
+  --target "oci-storage=http://127.0.0.1:$ours_port,pid=$ours_pid" \
+  --file-url "http://127.0.0.1:$nginx_port/blob" --write-blob "$work/www/blob" \
+  --user admin --password "$password" "$@"

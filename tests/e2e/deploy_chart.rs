@@ -1,0 +1,66 @@
+//! The deployment chart in `helm/oci-storage`: it lints, renders the expected objects, and the
+//! configuration it renders is accepted by the very binary it deploys.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use oci_storage_tests::{require_tool, run, run_ok};
+
+fn chart_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/oci-storage")
+}
+
+/// The `config.yaml: |` block of the rendered Secret, dedented.
+fn rendered_config(manifests: &str) -> String {
+    let mut lines = manifests
+        .lines()
+        .skip_while(|l| l.trim() != "config.yaml: |");
+    let header = lines.next().expect("config.yaml in the rendered Secret");
+    let indent = header.len() - header.trim_start().len() + 2;
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn deployment_chart_lints_and_renders_a_valid_config() {
+    require_tool("helm");
+    let chart = chart_dir();
+    run_ok(Command::new("helm").arg("lint").arg(&chart).arg("--strict"));
+    let manifests = run_ok(Command::new("helm").args(["template", "reg"]).arg(&chart).args([
+        "--set",
+        "auth.users[0].username=ci",
+        "--set",
+        "auth.users[0].password=$2y$05$abcdefghijklmnopqrstuu5N1TZ9QhQ2D7h8a6JY8aCqk0n5Kp9y",
+        "--set",
+        "config.registry.deleteEnabled=false",
+    ]));
+    for kind in [
+        "kind: Deployment",
+        "kind: Service",
+        "kind: PersistentVolumeClaim",
+        "kind: Secret",
+    ] {
+        assert!(manifests.contains(kind), "{kind} missing:\n{manifests}");
+    }
+    assert!(manifests.contains("path: /healthz") && manifests.contains("path: /readyz"));
+
+    let config = rendered_config(&manifests);
+    assert!(config.contains("deleteEnabled: false"), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &config).unwrap();
+    let out = run(Command::new(super::BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file));
+    assert!(
+        out.status.success(),
+        "rendered config rejected:\n{config}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("1 user(s)"), "{summary}");
+}
