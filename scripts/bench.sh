@@ -13,6 +13,7 @@ fi
 cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run unprivileged
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

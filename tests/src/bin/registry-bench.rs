@@ -134,10 +134,14 @@ impl Bench {
     }
 
     async fn start_upload(&self, base: &str) -> String {
+        self.start_upload_in(base, REPO).await
+    }
+
+    async fn start_upload_in(&self, base: &str, repo: &str) -> String {
         let resp = self
             .req(
                 reqwest::Method::POST,
-                &format!("{base}/v2/{REPO}/blobs/uploads/"),
+                &format!("{base}/v2/{repo}/blobs/uploads/"),
             )
             .send()
             .await
@@ -239,17 +243,16 @@ impl Bench {
         let config = b"{}".to_vec();
         let layer = b"layer".to_vec();
         for blob in [&config, &layer] {
+            // POST then PUT: Distribution does not take the single `POST ?digest=` form.
             let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(blob)));
+            let location = self.start_upload_in(base, repo).await;
             let resp = self
-                .req(
-                    reqwest::Method::POST,
-                    &format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"),
-                )
+                .req(reqwest::Method::PUT, &Self::with_digest(&location, &digest))
                 .header("content-type", "application/octet-stream")
                 .body(blob.clone())
                 .send()
                 .await
-                .expect("POST blob");
+                .expect("PUT blob");
             assert_eq!(resp.status(), 201, "blob push to {base}");
         }
         let d = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
