@@ -88,6 +88,9 @@ pub struct RegistryConfig {
     pub upload_expiry_minutes: u64,
     /// Allow DELETE of manifests, tags and blobs.
     pub delete_enabled: bool,
+    /// Seconds a tag or manifest lookup is trusted from memory. This process's own changes
+    /// show at once; other replicas' changes show within this time. 0 disables the cache.
+    pub cache_seconds: f64,
 }
 
 impl Default for RegistryConfig {
@@ -96,6 +99,7 @@ impl Default for RegistryConfig {
             max_manifest_bytes: 4 * 1024 * 1024,
             upload_expiry_minutes: 24 * 60,
             delete_enabled: true,
+            cache_seconds: 2.0,
         }
     }
 }

@@ -375,6 +375,36 @@ async fn multipart(s: &dyn Storage, root: &str) {
         Bytes::from_static(b"start-middle-end")
     );
 
+    // In order, with a failed part retried under the same number (what chunked uploads do).
+    let seq = key(root, "multipart/sequential");
+    let id = s.create_multipart(&seq).await.unwrap();
+    let mut parts = Vec::new();
+    parts.push(
+        s.put_part(&seq, &id, 1, bytes_stream(Bytes::from_static(b"one,")))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        s.put_part(&seq, &id, 2, failing_stream(b"garbage"))
+            .await
+            .is_err()
+    );
+    parts.push(
+        s.put_part(&seq, &id, 2, bytes_stream(Bytes::from_static(b"two,")))
+            .await
+            .unwrap(),
+    );
+    parts.push(
+        s.put_part(&seq, &id, 3, bytes_stream(Bytes::from_static(b"three")))
+            .await
+            .unwrap(),
+    );
+    s.complete_multipart(&seq, &id, &parts).await.unwrap();
+    assert_eq!(
+        read_all(s, &seq).await,
+        Bytes::from_static(b"one,two,three")
+    );
+
     let single = key(root, "multipart/single");
     let id = s.create_multipart(&single).await.unwrap();
     let only = s
@@ -395,7 +425,7 @@ async fn multipart(s: &dyn Storage, root: &str) {
         .expect("abort is idempotent");
     assert!(!s.exists(&aborted).await.unwrap());
     let listed = s.list_all(&format!("{root}/multipart/")).await.unwrap();
-    assert_eq!(listed.len(), 2, "no part objects are listed: {listed:?}");
+    assert_eq!(listed.len(), 3, "no part objects are listed: {listed:?}");
 }
 
 async fn large_streamed_object(s: &dyn Storage, root: &str) {

@@ -109,6 +109,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
             max_manifest_bytes: r.max_manifest_bytes,
             delete_enabled: r.delete_enabled,
             upload_expiry: Duration::from_secs(r.upload_expiry_minutes * 60),
+            cache_ttl: Duration::from_millis((r.cache_seconds * 1000.0) as u64),
         },
     );
     let access = Arc::new(Access::new(

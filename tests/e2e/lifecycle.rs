@@ -194,15 +194,18 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Hidden temporary files (what an interrupted write leaves), with their sizes.
+/// Hidden files an interrupted write leaves (temporary files, and the append file of a
+/// multipart upload), with their sizes.
 fn temp_files(dir: &Path) -> Vec<(String, u64)> {
     fn walk(dir: &Path, out: &mut Vec<(String, u64)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
             let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let in_multipart = path.to_string_lossy().contains("/.multipart/");
             if entry.file_type().unwrap().is_dir() {
                 walk(&path, out);
-            } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            } else if name.starts_with(".tmp-") || (in_multipart && name == "data") {
                 out.push((path.display().to_string(), entry.metadata().unwrap().len()));
             }
         }
@@ -258,7 +261,8 @@ fn kill_while_streaming(
     assert!(
         temps
             .iter()
-            .any(|(path, size)| *size > 0 && !temps_before.iter().any(|(p, _)| p == path)),
+            .any(|(path, size)| *size > 0
+                && !temps_before.iter().any(|(p, s)| p == path && s >= size)),
         "a partial write was under way: {temps:?}"
     );
     server.restart();

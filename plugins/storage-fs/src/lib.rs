@@ -18,9 +18,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 mod listing;
+mod multipart;
 
 /// Reads are streamed in chunks of this size.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 /// Writes are buffered up to this size before each system call.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Hidden directory under the root holding multipart uploads.
@@ -105,22 +106,16 @@ impl FsStorage {
     }
 
     fn multipart_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
-        let valid = !upload_id.is_empty()
-            && upload_id.len() <= 64
-            && upload_id.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
-            return Err(StorageError::NotFound {
-                key: format!("multipart upload {upload_id:?}"),
-            });
-        }
-        Ok(self.root.join(MULTIPART_DIR).join(upload_id))
+        multipart::upload_dir(&self.root, upload_id)
     }
 
-    /// Streams `body` into a new hidden temporary file next to `dest`.
+    /// Streams `body` into a new hidden temporary file next to `dest`. `sync`: fsync it (when
+    /// the storage is configured to); temporary parts skip that.
     async fn write_temp(
         &self,
         dest: &Path,
         mut body: ByteStream,
+        sync: bool,
     ) -> Result<TempFile, StorageError> {
         let dir = dest.parent().expect("keys have a parent under the root");
         let temp = TempFile::create(dir).await?;
@@ -141,7 +136,7 @@ impl FsStorage {
         }
         writer.flush().await.map_err(|e| io_error(&temp.path, e))?;
         let file = writer.into_inner();
-        if self.fsync {
+        if sync && self.fsync {
             file.sync_all().await.map_err(|e| io_error(&temp.path, e))?;
         }
         Ok(TempFile { size, ..temp })
@@ -311,7 +306,7 @@ impl Storage for FsStorage {
         mode: PutMode,
     ) -> Result<ObjectMeta, StorageError> {
         let dest = self.path(key);
-        let temp = self.write_temp(&dest, body).await?;
+        let temp = self.write_temp(&dest, body, true).await?;
         self.commit(key, &dest, temp, mode).await
     }
 
@@ -380,16 +375,7 @@ impl Storage for FsStorage {
                 key: format!("multipart upload {upload_id}"),
             });
         }
-        let tag = format!("{part_number}-{}", uuid::Uuid::new_v4().simple());
-        let dest = dir.join(&tag);
-        let temp = self.write_temp(&dest, body).await?;
-        let size = temp.size;
-        temp.rename_to(&dest).await?;
-        Ok(PartInfo {
-            number: part_number,
-            size,
-            tag,
-        })
+        self.write_part(&dir, part_number, body).await
     }
 
     async fn complete_multipart(
@@ -401,48 +387,8 @@ impl Storage for FsStorage {
         let dir = self.multipart_dir(upload_id)?;
         let dest = self.path(key);
         let dest_dir = dest.parent().expect("keys have a parent").to_owned();
-        let part_paths = parts
-            .iter()
-            .map(|p| {
-                let valid = p
-                    .tag
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                if valid && !p.tag.is_empty() {
-                    Ok(dir.join(&p.tag))
-                } else {
-                    Err(StorageError::NotFound {
-                        key: format!("part {}", p.tag),
-                    })
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let temp = TempFile::create(&dest_dir).await?;
-        let fsync = self.fsync;
-        let temp_path = temp.path.clone();
-        // One part (the common case: a monolithic upload) is moved, not copied; several are
-        // concatenated with copy_file_range under the hood of io::copy.
-        let joined = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            if let [only] = part_paths.as_slice() {
-                return std::fs::rename(only, &temp_path);
-            }
-            let mut out = std::fs::OpenOptions::new().write(true).open(&temp_path)?;
-            for part in &part_paths {
-                let mut input = std::fs::File::open(part)?;
-                std::io::copy(&mut input, &mut out)?;
-            }
-            if fsync {
-                out.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(join_error)?;
-        if let Err(e) = joined {
-            temp.discard().await;
-            return Err(not_found_or(key, &dir, e));
-        }
-        temp.rename_to(&dest).await?;
+        let joined = self.join_parts(&dir, parts, &dest_dir).await?;
+        joined.rename_to(&dest).await?;
         self.sync_dir(&dest_dir).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         self.meta(key, &dest).await

@@ -130,8 +130,11 @@ impl Registry {
         // Each tag once, in the order given (`?tag=a&tag=b&tag=a`).
         let mut seen = std::collections::HashSet::new();
         tags.retain(|t| seen.insert(t.clone()));
+        self.cache
+            .put_link(repo.as_str(), &digest.to_string(), &link);
         for tag in &tags {
             self.write_link(&layout::tag(repo, tag), &link).await?;
+            self.cache.put_link(repo.as_str(), tag.as_str(), &link);
         }
         Ok(PutManifestOutcome {
             digest,
@@ -205,6 +208,21 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<ManifestLink> {
+        let reference_str = reference.to_string();
+        if let Some(link) = self.cache.link(repo.as_str(), &reference_str) {
+            return Ok(link);
+        }
+        let link = self.resolve_from_storage(repo, reference).await?;
+        self.cache.put_link(repo.as_str(), &reference_str, &link);
+        Ok(link)
+    }
+
+    /// Like [`Registry::resolve_manifest`], bypassing the cache (for changes).
+    async fn resolve_from_storage(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestLink> {
         let key = match reference {
             Reference::Tag(tag) => layout::tag(repo, tag),
             Reference::Digest(d) => layout::manifest_link(repo, d),
@@ -221,6 +239,9 @@ impl Registry {
         reference: &Reference,
     ) -> Result<StoredManifest> {
         let link = self.resolve_manifest(repo, reference).await?;
+        if let Some(bytes) = self.cache.bytes(&link.digest) {
+            return Ok(StoredManifest { link, bytes });
+        }
         let bytes = match self
             .storage
             .get_bytes(
@@ -233,6 +254,7 @@ impl Registry {
             Err(StorageError::NotFound { .. }) => return Err(manifest_unknown(reference)),
             Err(e) => return Err(storage("reading a manifest")(e)),
         };
+        self.cache.put_bytes(&link.digest, &bytes);
         Ok(StoredManifest { link, bytes })
     }
 
@@ -241,13 +263,17 @@ impl Registry {
         self.require_delete_enabled()?;
         match reference {
             Reference::Tag(tag) => {
-                self.resolve_manifest(repo, reference).await?;
-                self.storage
+                self.resolve_from_storage(repo, reference).await?;
+                let deleted = self
+                    .storage
                     .delete(&layout::tag(repo, tag))
                     .await
-                    .map_err(storage("deleting a tag"))
+                    .map_err(storage("deleting a tag"));
+                self.cache.forget_link(repo.as_str(), tag.as_str());
+                deleted
             }
             Reference::Digest(digest) => {
+                self.resolve_from_storage(repo, reference).await?;
                 let manifest = self.get_manifest(repo, reference).await?;
                 if let Ok(doc) =
                     ManifestDoc::parse(&manifest.bytes, Some(&manifest.link.media_type))
@@ -271,10 +297,13 @@ impl Registry {
                             .map_err(storage("deleting a tag"))?;
                     }
                 }
-                self.storage
+                let deleted = self
+                    .storage
                     .delete(&layout::manifest_link(repo, digest))
                     .await
-                    .map_err(storage("deleting a manifest"))
+                    .map_err(storage("deleting a manifest"));
+                self.cache.forget_digest(repo.as_str(), digest);
+                deleted
             }
         }
     }

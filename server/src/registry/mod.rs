@@ -4,6 +4,7 @@
 //! process can lose or rebuild.
 
 mod blobs;
+mod cache;
 pub mod error;
 pub mod layout;
 mod listing;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub max_manifest_bytes: u64,
     pub delete_enabled: bool,
     pub upload_expiry: Duration,
+    /// How long tag and manifest lookups are trusted without asking storage.
+    pub cache_ttl: Duration,
 }
 
 /// The registry service; cheap to clone.
@@ -38,12 +41,14 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     settings: Arc<Settings>,
     hashers: Arc<uploads::HasherCache>,
+    cache: Arc<cache::ManifestCache>,
 }
 
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, settings: Settings) -> Self {
         Self {
             storage,
+            cache: Arc::new(cache::ManifestCache::new(settings.cache_ttl)),
             settings: Arc::new(settings),
             hashers: Arc::default(),
         }
