@@ -19,6 +19,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 mod listing;
 mod multipart;
+mod sweep;
 
 /// Reads are streamed in chunks of this size.
 const READ_CHUNK: usize = 1024 * 1024;
@@ -75,6 +76,10 @@ pub async fn factory(
     let storage = FsStorage::open(config)
         .await
         .map_err(|e| PluginError::Init(format!("fs storage: {e}")))?;
+    // Temporary files left by a crash are invisible but take space: sweep them in the
+    // background, without delaying startup.
+    let root = storage.root.clone();
+    tokio::task::spawn_blocking(move || sweep::stale_temp_files(&root, sweep::STALE_AFTER));
     Ok(Arc::new(storage))
 }
 

@@ -361,11 +361,20 @@ impl Registry {
             },
         );
         let number = state.parts.len() as u32 + 1;
-        let part = self
+        let part = match self
             .storage
             .put_part(&data_key, &multipart_id, number, body)
             .await
-            .map_err(|e| input_error(e, "writing an upload chunk"))?;
+        {
+            Ok(part) => part,
+            Err(e) => {
+                if state.multipart_id.is_none() {
+                    // Started for this chunk and recorded nowhere: do not leave it behind.
+                    let _ = self.storage.abort_multipart(&data_key, &multipart_id).await;
+                }
+                return Err(input_error(e, "writing an upload chunk"));
+            }
+        };
         state.multipart_id = Some(multipart_id);
         if part.size > 0 {
             state.offset += part.size;
