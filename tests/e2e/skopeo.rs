@@ -17,6 +17,18 @@ fn skopeo(server: &Server) -> Command {
     cmd
 }
 
+/// `skopeo inspect --raw` of a reference: the manifest exactly as served.
+fn inspect_raw(server: &Server, reference: &str) -> String {
+    run_ok(skopeo(server).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &creds(),
+        reference,
+    ]))
+}
+
 fn creds() -> String {
     format!("{USER}:{PASSWORD}")
 }
@@ -37,14 +49,7 @@ fn multi_layer_image_round_trip() {
     ]));
 
     // The manifest is served byte for byte.
-    let raw = run_ok(skopeo(&server).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        "--creds",
-        &creds(),
-        &dest,
-    ]));
+    let raw = inspect_raw(&server, &dest);
     assert_eq!(sha256(raw.as_bytes()), image.manifest.digest);
     let config = run_ok(skopeo(&server).args([
         "inspect",
@@ -100,14 +105,7 @@ fn multi_arch_index_round_trip() {
         &format!("oci:{}:multi", src.display()),
         &dest,
     ]));
-    let raw = run_ok(skopeo(&server).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        "--creds",
-        &creds(),
-        &dest,
-    ]));
+    let raw = inspect_raw(&server, &dest);
     assert_eq!(
         sha256(raw.as_bytes()),
         index.digest,
@@ -118,17 +116,13 @@ fn multi_arch_index_round_trip() {
 
     // One platform by digest, then the whole index back out.
     let arm = &images[1];
-    let one = run_ok(skopeo(&server).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        "--creds",
-        &creds(),
+    let one = inspect_raw(
+        &server,
         &format!(
             "docker://{}/multi/arch@{}",
             server.host, arm.manifest.digest
         ),
-    ]));
+    );
     assert_eq!(sha256(one.as_bytes()), arm.manifest.digest);
     let back = server.scratch("back");
     run_ok(skopeo(&server).args([
@@ -166,14 +160,7 @@ fn docker_schema2_and_delete() {
         &format!("oci:{}:v2", src.display()),
         &dest,
     ]));
-    let raw = run_ok(skopeo(&server).args([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        "--creds",
-        &creds(),
-        &dest,
-    ]));
+    let raw = inspect_raw(&server, &dest);
     let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],

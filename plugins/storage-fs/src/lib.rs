@@ -221,12 +221,7 @@ impl FsStorage {
                 // An exclusive lock on a sidecar file serialises compare-and-swap writers of
                 // this key, across processes sharing the directory.
                 let result = tokio::task::spawn_blocking(move || {
-                    let lock = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&lock_path)?;
-                    lock.lock()?;
+                    let _lock = lock_exclusive(&lock_path)?;
                     let current = match std::fs::metadata(&dest_owned) {
                         Ok(m) => Some(version_of(&m)),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -467,6 +462,18 @@ fn version_of(m: &std::fs::Metadata) -> String {
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     format!("{:x}-{:x}-{:x}", m.ino(), nanos, m.len())
+}
+
+/// Opens (creating) a lock file and takes an exclusive lock on it, held until the file is
+/// dropped. Blocking.
+fn lock_exclusive(path: &Path) -> std::io::Result<std::fs::File> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    lock.lock()?;
+    Ok(lock)
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> StorageError {

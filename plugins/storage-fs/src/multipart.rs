@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use oci_storage_core::{ByteStream, PartInfo, StorageError};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 
-use crate::{FsStorage, TempFile, io_error, join_error};
+use crate::{FsStorage, TempFile, io_error, join_error, lock_exclusive};
 
 const DATA: &str = "data";
 const COMMITTED: &str = "committed";
@@ -90,12 +90,7 @@ impl FsStorage {
         let dir_owned = dir.to_owned();
         // Held until this function returns: appends from other tasks or processes wait.
         let (lock, (next, committed)) = tokio::task::spawn_blocking(move || {
-            let lock = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
-            lock.lock()?;
+            let lock = lock_exclusive(&lock_path)?;
             let progress = read_committed(&dir_owned)?;
             Ok::<_, std::io::Error>((lock, progress))
         })
