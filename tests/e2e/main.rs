@@ -4,6 +4,7 @@
 mod deploy_chart;
 mod helm;
 mod lifecycle;
+mod operations;
 mod protocol;
 mod skopeo;
 

@@ -97,7 +97,13 @@ impl Server {
                 .unwrap()
                 .lines()
                 .find_map(|l| l.split("listening on ").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
+                .map(|rest| {
+                    // Text logs end the address with a space, JSON logs with a quote.
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
             {
                 self.host = addr.to_owned();
                 self.url = format!("http://{addr}");

@@ -261,6 +261,19 @@ impl Storage for FsStorage {
         format!("fs:{}", self.root.display())
     }
 
+    /// Ready when the root is a directory this process can create files in.
+    async fn check(&self) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let probe = root.join(format!(".tmp-ready-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::File::create_new(&probe)?;
+            std::fs::remove_file(&probe)
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|e| io_error(&self.root, e))
+    }
+
     async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<GetResult, StorageError> {
         let path = self.path(key);
         let mut file = tokio::fs::File::open(&path)
