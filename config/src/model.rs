@@ -105,13 +105,35 @@ impl Default for RegistryConfig {
 }
 
 /// `auth`: who may do what.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AuthConfig {
-    /// Let clients without credentials pull (and list). Pushes and deletes always need a login.
+    /// Let clients without credentials pull (and list) every repository. Finer: `rules` with
+    /// `anonymous: true`.
     pub anonymous_pull: bool,
-    /// Users. When empty, the first start creates `admin` with a random password.
+    /// Users. When empty (and no other identity source is configured), the first start creates
+    /// `admin` with a random password.
     pub users: Vec<UserConfig>,
+    /// Administrators: usernames, or `@group` for every member of a group. Admins may do
+    /// everything, including the management API.
+    pub admins: Vec<String>,
+    /// Access rules. Without any rule, every logged-in user may pull, push and delete
+    /// everywhere; with rules, users get exactly what the rules grant (admins: everything).
+    pub rules: Vec<AccessRule>,
+    /// Brute-force protection of logins.
+    pub login_limits: LoginLimits,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            anonymous_pull: false,
+            users: Vec::new(),
+            admins: vec!["admin".into(), "@admins".into()],
+            rules: Vec::new(),
+            login_limits: LoginLimits::default(),
+        }
+    }
 }
 
 /// One configured user.
@@ -123,6 +145,58 @@ pub struct UserConfig {
     /// plaintext is accepted with a warning. `passwordFile: PATH` reads it from a file.
     #[serde(serialize_with = "redact")]
     pub password: Secret,
+    /// Groups (roles) the user belongs to, for `rules` and `admins`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The actions a rule can grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Pull,
+    Push,
+    Delete,
+}
+
+/// Grants `actions` on repositories matching `repositories` to the listed users and groups
+/// (and to everyone, logged in or not, when `anonymous` is true).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessRule {
+    /// Glob patterns: `*` within one path segment, `**` across segments (`team-a/**`).
+    pub repositories: Vec<String>,
+    pub actions: Vec<RuleAction>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// `auth.loginLimits`: failed logins allowed before a client address or a username is made to
+/// wait (429 with Retry-After). Credentials that worked recently keep working.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct LoginLimits {
+    /// Failures allowed per client address within the window.
+    pub per_address: u32,
+    /// Failures allowed per username within the window (from addresses where the user has
+    /// not logged in successfully).
+    pub per_user: u32,
+    /// The window, in seconds; also how long a client waits once over the limit.
+    pub window_seconds: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_address: 20,
+            per_user: 10,
+            window_seconds: 60,
+        }
+    }
 }
 
 fn redact<S: serde::Serializer>(_: &Secret, s: S) -> Result<S::Ok, S::Error> {

@@ -20,8 +20,10 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Route};
 
 use auth::Access;
+use auth::limiter::LoginLimiter;
 use auth::password::StoredPassword;
-use auth::users::ConfigUsers;
+use auth::policy::Policy;
+use auth::users::{ConfigUser, ConfigUsers};
 use registry::{Registry, Settings};
 use state::AppState;
 
@@ -59,16 +61,27 @@ async fn build_authenticator(
     storage: &dyn Storage,
 ) -> anyhow::Result<Arc<dyn Authenticator>> {
     let configured = &loaded.config.auth.users;
-    let users: Vec<(String, StoredPassword)> = if configured.is_empty() {
-        vec![
-            auth::initial_admin::ensure(storage)
-                .await
-                .context("creating the initial admin user")?,
-        ]
+    let users: Vec<(String, ConfigUser)> = if configured.is_empty() {
+        let (name, password) = auth::initial_admin::ensure(storage)
+            .await
+            .context("creating the initial admin user")?;
+        vec![(
+            name,
+            ConfigUser {
+                password,
+                groups: Vec::new(),
+            },
+        )]
     } else {
         configured
             .iter()
-            .map(|u| (u.username.clone(), StoredPassword::from_config(&u.password)))
+            .map(|u| {
+                let user = ConfigUser {
+                    password: StoredPassword::from_config(&u.password),
+                    groups: u.groups.clone(),
+                };
+                (u.username.clone(), user)
+            })
             .collect()
     };
     let users = tokio::task::spawn_blocking(move || ConfigUsers::new(users)).await?;
@@ -112,9 +125,12 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
             cache_ttl: Duration::from_millis((r.cache_seconds * 1000.0) as u64),
         },
     );
+    let auth = &loaded.config.auth;
+    let policy = Policy::new(auth).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let access = Arc::new(Access::new(
-        authenticator,
-        loaded.config.auth.anonymous_pull,
+        vec![authenticator],
+        policy,
+        LoginLimiter::new(&auth.login_limits),
     ));
     Ok(Arc::new(AppState { registry, access }))
 }

@@ -57,6 +57,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let loaded = load()?;
             let c = &loaded.config;
+            oci_storage_server::auth::policy::Policy::new(&c.auth)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.origin))?;
             println!(
                 "configuration OK ({}): listen {}:{}, storage {}, {} user(s)",
                 loaded.origin,

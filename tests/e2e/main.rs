@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `oci-storage` binary, driven over HTTP by real clients (skopeo,
 //! helm 3 and 4) and by a raw HTTP client for the protocol details.
 
+mod access;
 mod deploy_chart;
 mod helm;
 mod lifecycle;

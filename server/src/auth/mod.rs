@@ -4,16 +4,22 @@
 //! Finer permissions (per repository, tokens) build on [`Access::authorize`].
 
 pub mod initial_admin;
+pub mod limiter;
 pub mod password;
+pub mod policy;
 pub mod users;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use oci_storage_core::{Authenticator, Credentials, Identity, Secret};
 use sha2::{Digest as _, Sha256};
+
+use limiter::LoginLimiter;
+use policy::Policy;
 
 /// How long a successful credential check is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -35,65 +41,105 @@ pub enum Action {
 pub enum Denial {
     /// No or wrong credentials: answer 401 with [`CHALLENGE`].
     Unauthenticated,
+    /// Known caller, not allowed: answer 403.
+    Denied,
+    /// Too many failed logins: answer 429 with Retry-After.
+    TooManyRequests(Duration),
     /// The authentication backend failed: answer 503.
     Unavailable,
 }
 
-/// The access gate.
+/// The access gate: authentication (with a cache and brute-force limits) and authorization.
 #[derive(Debug)]
 pub struct Access {
-    authenticator: Arc<dyn Authenticator>,
-    anonymous_pull: bool,
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    policy: Policy,
+    limiter: LoginLimiter,
     /// sha256(username NUL password) → identity and expiry; never the password itself.
     cache: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
 }
 
 impl Access {
-    pub fn new(authenticator: Arc<dyn Authenticator>, anonymous_pull: bool) -> Self {
+    /// `authenticators` are asked in order; the first that knows the credentials wins.
+    pub fn new(
+        authenticators: Vec<Arc<dyn Authenticator>>,
+        policy: Policy,
+        limiter: LoginLimiter,
+    ) -> Self {
         Self {
-            authenticator,
-            anonymous_pull,
+            authenticators,
+            policy,
+            limiter,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn anonymous_pull(&self) -> bool {
-        self.anonymous_pull
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Identifies the caller from an `Authorization` header; `Ok(None)` when there is none.
-    pub async fn identify(&self, authorization: Option<&str>) -> Result<Option<Identity>, Denial> {
+    pub async fn identify(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Identity>, Denial> {
         let Some(header) = authorization else {
             return Ok(None);
         };
         let credentials = parse_basic(header).ok_or(Denial::Unauthenticated)?;
+        // Limits first, even for cached credentials: a blocked client must not learn that a
+        // guess was right.
+        let client = client.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if let Some(wait) = self.limiter.check(client, &credentials.username) {
+            tracing::warn!(client = %client, "login refused: too many failed attempts");
+            return Err(Denial::TooManyRequests(wait));
+        }
         let fingerprint = fingerprint(&credentials);
         if let Some(identity) = self.cached(&fingerprint) {
             return Ok(Some(identity));
         }
-        match self.authenticator.authenticate(&credentials).await {
-            Ok(Some(identity)) => {
-                self.remember(fingerprint, identity.clone());
-                Ok(Some(identity))
+        for authenticator in &self.authenticators {
+            match authenticator.authenticate(&credentials).await {
+                Ok(Some(identity)) => {
+                    self.limiter.succeeded(client, &credentials.username);
+                    self.remember(fingerprint, identity.clone());
+                    return Ok(Some(identity));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "authentication backend failed");
+                    return Err(Denial::Unavailable);
+                }
             }
-            Ok(None) => {
-                tracing::info!(user = %credentials.username, "authentication failed");
-                Err(Denial::Unauthenticated)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "authentication backend failed");
-                Err(Denial::Unavailable)
-            }
+        }
+        self.limiter.failed(client, &credentials.username);
+        tracing::info!(client = %client, "authentication failed");
+        Err(Denial::Unauthenticated)
+    }
+
+    /// Whether `who` may perform `action` on `repository` (`None`: the registry itself, as
+    /// for `/v2/` and `_catalog`).
+    pub fn authorize(
+        &self,
+        who: Option<&Identity>,
+        repository: Option<&str>,
+        action: Action,
+    ) -> Result<(), Denial> {
+        let allowed = match repository {
+            Some(repo) => self.policy.allows(who, repo, action),
+            None => who.is_some() || self.policy.anonymous_may_pull_somewhere(),
+        };
+        match (allowed, who) {
+            (true, _) => Ok(()),
+            (false, None) => Err(Denial::Unauthenticated),
+            (false, Some(_)) => Err(Denial::Denied),
         }
     }
 
-    /// Whether `who` may perform `action`.
-    pub fn authorize(&self, who: Option<&Identity>, action: Action) -> Result<(), Denial> {
-        match (who, action) {
-            (Some(_), _) => Ok(()),
-            (None, Action::Pull) if self.anonymous_pull => Ok(()),
-            (None, _) => Err(Denial::Unauthenticated),
-        }
+    /// Whether `who` may pull `repository` (for filtering listings).
+    pub fn may_pull(&self, who: Option<&Identity>, repository: &str) -> bool {
+        self.policy.allows(who, repository, Action::Pull)
     }
 
     fn cached(&self, fingerprint: &[u8; 32]) -> Option<Identity> {

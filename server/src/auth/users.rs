@@ -12,13 +12,20 @@ use super::password::{StoredPassword, hash_password, random_password};
 /// Users known from configuration.
 #[derive(Debug, Clone)]
 pub struct ConfigUsers {
-    users: Arc<HashMap<String, StoredPassword>>,
+    users: Arc<HashMap<String, ConfigUser>>,
     dummy: Arc<StoredPassword>,
+}
+
+/// One user's password and groups.
+#[derive(Debug, Clone)]
+pub struct ConfigUser {
+    pub password: StoredPassword,
+    pub groups: Vec<String>,
 }
 
 impl ConfigUsers {
     /// Builds the user table; computing the dummy hash takes one argon2 run.
-    pub fn new(users: impl IntoIterator<Item = (String, StoredPassword)>) -> Self {
+    pub fn new(users: impl IntoIterator<Item = (String, ConfigUser)>) -> Self {
         Self {
             users: Arc::new(users.into_iter().collect()),
             dummy: Arc::new(StoredPassword::Argon2(hash_password(&random_password()))),
@@ -30,7 +37,7 @@ impl ConfigUsers {
         let mut names: Vec<&str> = self
             .users
             .iter()
-            .filter(|(_, p)| p.is_plaintext())
+            .filter(|(_, u)| u.password.is_plaintext())
             .map(|(u, _)| u.as_str())
             .collect();
         names.sort();
@@ -41,16 +48,16 @@ impl ConfigUsers {
 #[async_trait]
 impl Authenticator for ConfigUsers {
     async fn authenticate(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
-        let stored = self.users.get(&credentials.username).cloned();
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| (*self.dummy).clone());
+        let user = self.users.get(&credentials.username);
+        let known = user.is_some();
+        let stored = user.map_or_else(|| (*self.dummy).clone(), |u| u.password.clone());
         let candidate: Secret = credentials.password.clone();
         let ok = tokio::task::spawn_blocking(move || stored.verify(candidate.expose()))
             .await
             .map_err(|e| AuthError::Unavailable(format!("password check failed: {e}")))?;
         Ok((ok && known).then(|| Identity {
             username: credentials.username.clone(),
-            groups: Vec::new(),
+            groups: user.map(|u| u.groups.clone()).unwrap_or_default(),
         }))
     }
 }

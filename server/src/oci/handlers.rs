@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
-use oci_storage_core::{ByteStream, Digest, DigestAlgorithm};
+use oci_storage_core::{ByteStream, Digest, DigestAlgorithm, Identity};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Request, Response};
 
@@ -23,6 +23,7 @@ pub async fn dispatch(
     req: &Request,
     body: Body,
     endpoint: OciEndpoint,
+    who: Option<&Identity>,
 ) -> Result<Response> {
     let registry = &state.registry;
     let query = Query::of(req);
@@ -30,7 +31,9 @@ pub async fn dispatch(
         OciEndpoint::ApiVersion => Ok(json_response(StatusCode::OK, &serde_json::json!({}))),
         OciEndpoint::Catalog => {
             let (n, last) = query.pagination()?;
-            let page = registry.catalog(n, last).await?;
+            let mut page = registry.catalog(n, last).await?;
+            // Only what the caller may pull; nothing hints at the rest.
+            page.items.retain(|name| state.access.may_pull(who, name));
             let body = serde_json::json!({ "repositories": page.items });
             Ok(paged(
                 json_response(StatusCode::OK, &body),

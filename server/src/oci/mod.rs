@@ -16,7 +16,7 @@ use poem::{Body, Request, Response, handler};
 pub use endpoint::OciEndpoint;
 
 use crate::auth::Denial;
-use crate::registry::{ErrorCode, RegistryError};
+use crate::registry::{ErrorCode, RegistryError, RepoName};
 use crate::state::AppState;
 use response::{API_VERSION_HEADER, error_response};
 
@@ -45,17 +45,26 @@ async fn serve(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let who = state.access.identify(authorization).await.map_err(denied)?;
+    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let who = state
+        .access
+        .identify(authorization, client)
+        .await
+        .map_err(denied)?;
     let endpoint = OciEndpoint::parse(req.method(), path)?;
     state
         .access
-        .authorize(who.as_ref(), endpoint.action())
+        .authorize(
+            who.as_ref(),
+            endpoint.repository().map(RepoName::as_str),
+            endpoint.action(),
+        )
         .map_err(denied)?;
     if let (Some(user), Some(slot)) = (&who, req.extensions().get::<crate::logging::RequestUser>())
     {
         slot.set(&user.username);
     }
-    handlers::dispatch(state, req, body, endpoint).await
+    handlers::dispatch(state, req, body, endpoint, who.as_ref()).await
 }
 
 fn denied(denial: Denial) -> RegistryError {
@@ -63,6 +72,15 @@ fn denied(denial: Denial) -> RegistryError {
         Denial::Unauthenticated => {
             RegistryError::new(ErrorCode::Unauthorized, "authentication required")
         }
+        Denial::Denied => RegistryError::new(
+            ErrorCode::Denied,
+            "requested access to the resource is denied",
+        ),
+        Denial::TooManyRequests(wait) => RegistryError::new(
+            ErrorCode::TooManyRequests,
+            "too many failed login attempts; retry later",
+        )
+        .with_retry_after(wait.as_secs().max(1)),
         Denial::Unavailable => RegistryError::new(
             ErrorCode::Unknown,
             "authentication is temporarily unavailable",

@@ -36,8 +36,10 @@ pub fn error_response(err: &RegistryError) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static(methods));
     }
     if err.code == ErrorCode::TooManyRequests {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(err.retry_after.unwrap_or(1)),
+        );
     }
     resp
 }

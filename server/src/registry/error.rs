@@ -74,6 +74,8 @@ pub struct RegistryError {
     pub detail: Option<serde_json::Value>,
     /// For a 405 answer: the methods the resource does support (the `Allow` header).
     pub allow: Option<&'static str>,
+    /// Seconds to send in `Retry-After` (with `TOOMANYREQUESTS`).
+    pub retry_after: Option<u64>,
 }
 
 impl RegistryError {
@@ -84,6 +86,7 @@ impl RegistryError {
             message: message.into(),
             detail: None,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -94,6 +97,11 @@ impl RegistryError {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
