@@ -114,6 +114,11 @@ pub struct AuthConfig {
     /// Users. When empty (and no other identity source is configured), the first start creates
     /// `admin` with a random password.
     pub users: Vec<UserConfig>,
+    /// Further identity sources, each chosen by `type` (e.g. `{type: htpasswd, path: FILE}`),
+    /// asked after `users`, in order.
+    pub providers: Vec<ProviderConfig>,
+    /// Group memberships for users of any source: group → usernames.
+    pub groups: BTreeMap<String, Vec<String>>,
     /// Administrators: usernames, or `@group` for every member of a group. Admins may do
     /// everything, including the management API.
     pub admins: Vec<String>,
@@ -129,11 +134,22 @@ impl Default for AuthConfig {
         Self {
             anonymous_pull: false,
             users: Vec::new(),
+            providers: Vec::new(),
+            groups: BTreeMap::new(),
             admins: vec!["admin".into(), "@admins".into()],
             rules: Vec::new(),
             login_limits: LoginLimits::default(),
         }
     }
+}
+
+/// An identity provider plugin: its `type` and its settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ProviderConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One configured user.

@@ -31,6 +31,7 @@ use state::AppState;
 pub fn builtin_plugins() -> Plugins {
     let mut plugins = Plugins::default();
     plugins.register_storage("fs", oci_storage_storage_fs::factory);
+    plugins.register_authenticator("htpasswd", oci_storage_auth_htpasswd::factory);
     plugins
 }
 
@@ -55,43 +56,58 @@ pub async fn build_storage(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result
         .context("building the storage backend")
 }
 
-/// Users from configuration, or the generated initial admin when there are none.
-async fn build_authenticator(
+/// The identity sources, in the order they are asked: configured users (or the generated
+/// initial admin when no source is configured at all), then `auth.providers`.
+async fn build_authenticators(
+    plugins: &Plugins,
     loaded: &Loaded,
     storage: &dyn Storage,
-) -> anyhow::Result<Arc<dyn Authenticator>> {
-    let configured = &loaded.config.auth.users;
-    let users: Vec<(String, ConfigUser)> = if configured.is_empty() {
+) -> anyhow::Result<Vec<Arc<dyn Authenticator>>> {
+    let auth = &loaded.config.auth;
+    let mut users: Vec<(String, ConfigUser)> = auth
+        .users
+        .iter()
+        .map(|u| {
+            let user = ConfigUser {
+                password: StoredPassword::from_config(&u.password),
+                groups: u.groups.clone(),
+            };
+            (u.username.clone(), user)
+        })
+        .collect();
+    if users.is_empty() && auth.providers.is_empty() {
         let (name, password) = auth::initial_admin::ensure(storage)
             .await
             .context("creating the initial admin user")?;
-        vec![(
-            name,
-            ConfigUser {
-                password,
-                groups: Vec::new(),
-            },
-        )]
-    } else {
-        configured
-            .iter()
-            .map(|u| {
-                let user = ConfigUser {
-                    password: StoredPassword::from_config(&u.password),
-                    groups: u.groups.clone(),
-                };
-                (u.username.clone(), user)
-            })
-            .collect()
-    };
-    let users = tokio::task::spawn_blocking(move || ConfigUsers::new(users)).await?;
-    for name in users.plaintext_users() {
-        tracing::warn!(
-            user = name,
-            "password is configured in plaintext; store a hash from `oci-storage hash-password` instead"
-        );
+        let admin = ConfigUser {
+            password,
+            groups: Vec::new(),
+        };
+        users.push((name, admin));
     }
-    Ok(Arc::new(users))
+    let mut sources: Vec<Arc<dyn Authenticator>> = Vec::new();
+    if !users.is_empty() {
+        let users = tokio::task::spawn_blocking(move || ConfigUsers::new(users)).await?;
+        for name in users.plaintext_users() {
+            tracing::warn!(
+                user = name,
+                "password is configured in plaintext; store a hash from `oci-storage hash-password` instead"
+            );
+        }
+        sources.push(Arc::new(users));
+    }
+    let ctx = PluginContext {
+        base_dir: loaded.base_dir.clone(),
+    };
+    for provider in &auth.providers {
+        let settings = serde_json::Value::Object(provider.settings.clone());
+        let source = plugins
+            .build_authenticator(&provider.kind, ctx.clone(), settings)
+            .await
+            .with_context(|| format!("building the {} identity provider", provider.kind))?;
+        sources.push(source);
+    }
+    Ok(sources)
 }
 
 /// Mentions configured features that this version does not implement yet.
@@ -114,7 +130,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
     let storage = build_storage(plugins, loaded).await?;
     tracing::info!(storage = %storage.describe(), config = %loaded.origin, "starting");
     report_pending_sections(loaded);
-    let authenticator = build_authenticator(loaded, storage.as_ref()).await?;
+    let authenticators = build_authenticators(plugins, loaded, storage.as_ref()).await?;
     let r = &loaded.config.registry;
     let registry = Registry::new(
         storage,
@@ -128,7 +144,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
     let auth = &loaded.config.auth;
     let policy = Policy::new(auth).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let access = Arc::new(Access::new(
-        vec![authenticator],
+        authenticators,
         policy,
         LoginLimiter::new(&auth.login_limits),
     ));

@@ -4,6 +4,7 @@
 mod access;
 mod deploy_chart;
 mod helm;
+mod identity;
 mod lifecycle;
 mod operations;
 mod protocol;

@@ -22,7 +22,7 @@ use limiter::LoginLimiter;
 use policy::Policy;
 
 /// How long a successful credential check is trusted.
-const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most cached successful checks.
 const CACHE_MAX: usize = 10_000;
 /// The challenge sent with 401 answers.
@@ -101,7 +101,8 @@ impl Access {
         }
         for authenticator in &self.authenticators {
             match authenticator.authenticate(&credentials).await {
-                Ok(Some(identity)) => {
+                Ok(Some(mut identity)) => {
+                    self.policy.add_memberships(&mut identity);
                     self.limiter.succeeded(client, &credentials.username);
                     self.remember(fingerprint, identity.clone());
                     return Ok(Some(identity));

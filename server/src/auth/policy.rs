@@ -21,6 +21,8 @@ struct Rule {
 #[derive(Debug)]
 pub struct Policy {
     anonymous_pull: bool,
+    /// username → groups given by `auth.groups`.
+    memberships: std::collections::HashMap<String, Vec<String>>,
     admin_users: Vec<String>,
     admin_groups: Vec<String>,
     rules: Vec<Rule>,
@@ -51,12 +53,31 @@ impl Policy {
             .collect::<Result<Vec<_>, _>>()?;
         let (groups, users): (Vec<&String>, Vec<&String>) =
             config.admins.iter().partition(|a| a.starts_with('@'));
+        let mut memberships: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (group, members) in &config.groups {
+            for member in members {
+                memberships
+                    .entry(member.clone())
+                    .or_default()
+                    .push(group.clone());
+            }
+        }
         Ok(Self {
             anonymous_pull: config.anonymous_pull,
+            memberships,
             admin_users: users.into_iter().cloned().collect(),
             admin_groups: groups.into_iter().map(|g| g[1..].to_owned()).collect(),
             rules,
         })
+    }
+
+    /// Adds the groups that `auth.groups` gives the identity's user.
+    pub fn add_memberships(&self, who: &mut Identity) {
+        for group in self.memberships.get(&who.username).into_iter().flatten() {
+            if !who.groups.contains(group) {
+                who.groups.push(group.clone());
+            }
+        }
     }
 
     pub fn is_admin(&self, who: &Identity) -> bool {
