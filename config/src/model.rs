@@ -29,6 +29,18 @@ pub struct ServerConfig {
     pub port: u16,
     /// Seconds that running transfers may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// Serve HTTPS with this certificate and key (PEM files, re-read when they change).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `server.tls`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// Private key (PEM).
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +49,7 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: 3030,
             shutdown_grace_seconds: 30,
+            tls: None,
         }
     }
 }

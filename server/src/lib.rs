@@ -8,6 +8,7 @@ pub mod logging;
 pub mod oci;
 pub mod registry;
 pub mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use oci_storage_config::Loaded;
 use oci_storage_core::{Authenticator, PluginContext, Plugins, Storage};
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, AcceptorExt, Listener, TcpListener};
 use poem::{EndpointExt, Route};
 
 use auth::Access;
@@ -193,16 +194,22 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     spawn_upload_expiry(state.registry.clone());
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);
+    let tls = server.tls.clone().map(tls::config_stream).transpose()?;
     let acceptor = TcpListener::bind(addr.clone())
         .into_acceptor()
         .await
         .with_context(|| format!("binding {addr}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let local: Vec<String> = acceptor
         .local_addr()
         .iter()
         .filter_map(|a| a.as_socket_addr().map(SocketAddr::to_string))
         .collect();
-    tracing::info!(address = %local.join(","), "listening on {}", local.join(","));
+    tracing::info!(address = %local.join(","), scheme, "listening on {}", local.join(","));
+    let acceptor = match tls {
+        Some(configs) => acceptor.rustls(configs).boxed(),
+        None => acceptor.boxed(),
+    };
     let grace = Duration::from_secs(server.shutdown_grace_seconds);
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(grace))

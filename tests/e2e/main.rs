@@ -9,6 +9,7 @@ mod lifecycle;
 mod operations;
 mod protocol;
 mod skopeo;
+mod tls;
 
 use oci_storage_tests::Server;
 

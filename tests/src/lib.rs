@@ -91,12 +91,10 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(addr) = self
-                .stdout
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(|l| l.split("listening on ").nth(1))
+            let logs = self.stdout.lock().unwrap().clone();
+            let line = logs.lines().find(|l| l.contains("listening on "));
+            if let Some(addr) = line
+                .and_then(|l| l.split("listening on ").nth(1))
                 .map(|rest| {
                     // Text logs end the address with a space, JSON logs with a quote.
                     let end = rest
@@ -106,7 +104,12 @@ impl Server {
                 })
             {
                 self.host = addr.to_owned();
-                self.url = format!("http://{addr}");
+                let scheme = if line.is_some_and(|l| l.contains("https")) {
+                    "https"
+                } else {
+                    "http"
+                };
+                self.url = format!("{scheme}://{addr}");
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
