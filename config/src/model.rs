@@ -140,6 +140,41 @@ pub struct AuthConfig {
     pub rules: Vec<AccessRule>,
     /// Brute-force protection of logins.
     pub login_limits: LoginLimits,
+    /// The built-in Docker token service.
+    pub token: TokenConfig,
+}
+
+/// `auth.token`: Docker-style token authentication. When enabled, `/v2` challenges clients
+/// with `Bearer realm=…` and the realm (`/auth/token`) issues signed JWTs for the scopes the
+/// caller may have.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TokenConfig {
+    pub enabled: bool,
+    /// The realm URL sent in challenges; default: `<scheme>://<request host>/auth/token`.
+    pub realm: Option<String>,
+    /// The `service` (token audience).
+    pub service: String,
+    /// The token issuer.
+    pub issuer: String,
+    /// Token lifetime in seconds.
+    pub expiry_seconds: u64,
+    /// PKCS#8 EC P-256 private key (PEM) to sign with; default: generated on first start and
+    /// kept in storage (`system/token-signing-key.json`), shared by replicas.
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            realm: None,
+            service: "oci-storage".into(),
+            issuer: "oci-storage".into(),
+            expiry_seconds: 300,
+            key: None,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -152,6 +187,7 @@ impl Default for AuthConfig {
             admins: vec!["admin".into(), "@admins".into()],
             rules: Vec::new(),
             login_limits: LoginLimits::default(),
+            token: TokenConfig::default(),
         }
     }
 }

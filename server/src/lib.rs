@@ -9,6 +9,7 @@ pub mod oci;
 pub mod registry;
 pub mod state;
 mod tls;
+mod token_endpoint;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use auth::Access;
 use auth::limiter::LoginLimiter;
 use auth::password::StoredPassword;
 use auth::policy::Policy;
+use auth::token::TokenService;
 use auth::users::{ConfigUser, ConfigUsers};
 use registry::{Registry, Settings};
 use state::AppState;
@@ -144,8 +146,18 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
     );
     let auth = &loaded.config.auth;
     let policy = Policy::new(auth).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let tokens = if auth.token.enabled {
+        Some(Arc::new(
+            TokenService::load(auth.token.clone(), registry.storage().as_ref())
+                .await
+                .context("starting the token service")?,
+        ))
+    } else {
+        None
+    };
     let access = Arc::new(Access::new(
         authenticators,
+        tokens,
         policy,
         LoginLimiter::new(&auth.login_limits),
     ));
@@ -157,6 +169,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     Route::new()
         .at("/v2", oci::v2)
         .at("/v2/*path", oci::v2)
+        .at("/auth/token", token_endpoint::token)
         .at("/healthz", health::healthz)
         .at("/readyz", health::readyz)
         .data(state)

@@ -10,6 +10,7 @@ mod operations;
 mod protocol;
 mod skopeo;
 mod tls;
+mod token_auth;
 
 use oci_storage_tests::Server;
 

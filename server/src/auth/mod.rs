@@ -7,6 +7,7 @@ pub mod initial_admin;
 pub mod limiter;
 pub mod password;
 pub mod policy;
+pub mod token;
 pub mod users;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use limiter::LoginLimiter;
 use policy::Policy;
+use token::{Claims, TokenService};
 
 /// How long a successful credential check is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -49,10 +51,34 @@ pub enum Denial {
     Unavailable,
 }
 
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    /// Authenticated with credentials.
+    User(Identity),
+    /// Presented a token from the token service (`identity` is `None` for anonymous tokens).
+    Token {
+        claims: Claims,
+        identity: Option<Identity>,
+    },
+}
+
+impl Caller {
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(identity) => Some(identity),
+            Self::Token { identity, .. } => identity.as_ref(),
+        }
+    }
+}
+
 /// The access gate: authentication (with a cache and brute-force limits) and authorization.
 #[derive(Debug)]
 pub struct Access {
     authenticators: Vec<Arc<dyn Authenticator>>,
+    tokens: Option<Arc<TokenService>>,
     policy: Policy,
     limiter: LoginLimiter,
     /// sha256(username NUL password) → identity and expiry; never the password itself.
@@ -63,11 +89,13 @@ impl Access {
     /// `authenticators` are asked in order; the first that knows the credentials wins.
     pub fn new(
         authenticators: Vec<Arc<dyn Authenticator>>,
+        tokens: Option<Arc<TokenService>>,
         policy: Policy,
         limiter: LoginLimiter,
     ) -> Self {
         Self {
             authenticators,
+            tokens,
             policy,
             limiter,
             cache: Mutex::new(HashMap::new()),
@@ -78,15 +106,37 @@ impl Access {
         &self.policy
     }
 
-    /// Identifies the caller from an `Authorization` header; `Ok(None)` when there is none.
+    /// Identifies the caller from an `Authorization` header (Basic credentials, or a bearer
+    /// token from the token service when it is enabled).
     pub async fn identify(
         &self,
         authorization: Option<&str>,
         client: Option<IpAddr>,
-    ) -> Result<Option<Identity>, Denial> {
+    ) -> Result<Caller, Denial> {
         let Some(header) = authorization else {
-            return Ok(None);
+            return Ok(Caller::Anonymous);
         };
+        if let Some(token) = bearer(header) {
+            let claims = self
+                .tokens
+                .as_ref()
+                .and_then(|service| service.verify(token))
+                .ok_or(Denial::Unauthenticated)?;
+            let identity = claims.identity();
+            return Ok(Caller::Token { claims, identity });
+        }
+        Ok(match self.basic(header, client).await? {
+            Some(identity) => Caller::User(identity),
+            None => Caller::Anonymous,
+        })
+    }
+
+    /// Checks HTTP Basic credentials (with the cache and the login limits).
+    pub async fn basic(
+        &self,
+        header: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Identity>, Denial> {
         let credentials = parse_basic(header).ok_or(Denial::Unauthenticated)?;
         // Limits first, even for cached credentials: a blocked client must not learn that a
         // guess was right.
@@ -119,28 +169,40 @@ impl Access {
         Err(Denial::Unauthenticated)
     }
 
-    /// Whether `who` may perform `action` on `repository` (`None`: the registry itself, as
-    /// for `/v2/` and `_catalog`).
+    /// Whether the caller may perform `action` on `repository` (`None`: the registry itself,
+    /// as for `/v2/` and `_catalog`). A token allows exactly what it grants.
     pub fn authorize(
         &self,
-        who: Option<&Identity>,
+        caller: &Caller,
         repository: Option<&str>,
         action: Action,
     ) -> Result<(), Denial> {
-        let allowed = match repository {
-            Some(repo) => self.policy.allows(who, repo, action),
-            None => who.is_some() || self.policy.anonymous_may_pull_somewhere(),
+        let allowed = match (caller, repository) {
+            (Caller::Token { claims, .. }, Some(repo)) => claims.allows(repo, action),
+            (Caller::Token { .. }, None) => true,
+            (_, Some(repo)) => self.policy.allows(caller.identity(), repo, action),
+            // With token authentication, callers without credentials are always sent to the
+            // realm first (as Distribution does), so that a login with a wrong password fails
+            // there instead of "succeeding" against an anonymous 200.
+            (_, None) if self.tokens.is_some() => caller.identity().is_some(),
+            (_, None) => caller.identity().is_some() || self.policy.anonymous_may_pull_somewhere(),
         };
-        match (allowed, who) {
+        match (allowed, caller.identity()) {
             (true, _) => Ok(()),
             (false, None) => Err(Denial::Unauthenticated),
             (false, Some(_)) => Err(Denial::Denied),
         }
     }
 
-    /// Whether `who` may pull `repository` (for filtering listings).
-    pub fn may_pull(&self, who: Option<&Identity>, repository: &str) -> bool {
-        self.policy.allows(who, repository, Action::Pull)
+    /// Whether the caller may pull `repository` (for filtering listings).
+    pub fn may_pull(&self, caller: &Caller, repository: &str) -> bool {
+        self.policy
+            .allows(caller.identity(), repository, Action::Pull)
+    }
+
+    /// The token service, when token authentication is enabled.
+    pub fn tokens(&self) -> Option<&TokenService> {
+        self.tokens.as_deref()
     }
 
     fn cached(&self, fingerprint: &[u8; 32]) -> Option<Identity> {
@@ -169,6 +231,12 @@ fn fingerprint(c: &Credentials) -> [u8; 32] {
     h.update([0]);
     h.update(c.password.expose().as_bytes());
     h.finalize().into()
+}
+
+/// The token of a `Bearer <token>` header.
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
 }
 
 /// Parses `Basic base64(user:password)`.

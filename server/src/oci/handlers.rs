@@ -3,13 +3,14 @@
 
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
-use oci_storage_core::{ByteStream, Digest, DigestAlgorithm, Identity};
+use oci_storage_core::{ByteStream, Digest, DigestAlgorithm};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Request, Response};
 
 use super::endpoint::OciEndpoint;
 use super::range::{RangeRequest, parse_content_range, parse_range};
 use super::response::{DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, upload_range};
+use crate::auth::Caller;
 use crate::registry::manifest_doc::OCI_INDEX;
 use crate::registry::{
     ErrorCode, Page, PutManifest, Reference, RegistryError, RepoName, Tag, UploadChunk,
@@ -23,7 +24,7 @@ pub async fn dispatch(
     req: &Request,
     body: Body,
     endpoint: OciEndpoint,
-    who: Option<&Identity>,
+    caller: &Caller,
 ) -> Result<Response> {
     let registry = &state.registry;
     let query = Query::of(req);
@@ -33,7 +34,8 @@ pub async fn dispatch(
             let (n, last) = query.pagination()?;
             let mut page = registry.catalog(n, last).await?;
             // Only what the caller may pull; nothing hints at the rest.
-            page.items.retain(|name| state.access.may_pull(who, name));
+            page.items
+                .retain(|name| state.access.may_pull(caller, name));
             let body = serde_json::json!({ "repositories": page.items });
             Ok(paged(
                 json_response(StatusCode::OK, &body),

@@ -15,7 +15,7 @@ use poem::{Body, Request, Response, handler};
 
 pub use endpoint::OciEndpoint;
 
-use crate::auth::Denial;
+use crate::auth::{Action, Denial};
 use crate::registry::{ErrorCode, RegistryError, RepoName};
 use crate::state::AppState;
 use response::{API_VERSION_HEADER, error_response};
@@ -46,25 +46,53 @@ async fn serve(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let who = state
+    let challenge = |scope: Option<String>| {
+        let host = req.headers().get(header::HOST)?.to_str().ok()?;
+        let scheme = req.scheme().as_str();
+        Some(
+            state
+                .access
+                .tokens()?
+                .challenge(scheme, host, scope.as_deref()),
+        )
+    };
+    let caller = state
         .access
         .identify(authorization, client)
         .await
-        .map_err(denied)?;
+        .map_err(|d| denied(d).with_challenge(challenge(None)))?;
     let endpoint = OciEndpoint::parse(req.method(), path)?;
     state
         .access
         .authorize(
-            who.as_ref(),
+            &caller,
             endpoint.repository().map(RepoName::as_str),
             endpoint.action(),
         )
-        .map_err(denied)?;
-    if let (Some(user), Some(slot)) = (&who, req.extensions().get::<crate::logging::RequestUser>())
-    {
+        .map_err(|d| denied(d).with_challenge(challenge(scope_of(&endpoint))))?;
+    if let (Some(user), Some(slot)) = (
+        caller.identity(),
+        req.extensions().get::<crate::logging::RequestUser>(),
+    ) {
         slot.set(&user.username);
     }
-    handlers::dispatch(state, req, body, endpoint, who.as_ref()).await
+    handlers::dispatch(state, req, body, endpoint, &caller).await
+}
+
+/// The token scope an operation needs, as Docker clients request it.
+fn scope_of(endpoint: &OciEndpoint) -> Option<String> {
+    match (endpoint, endpoint.repository()) {
+        (OciEndpoint::Catalog, _) => Some("registry:catalog:*".to_owned()),
+        (_, Some(repo)) => {
+            let actions = match endpoint.action() {
+                Action::Pull => "pull",
+                Action::Push => "pull,push",
+                Action::Delete => "delete",
+            };
+            Some(format!("repository:{repo}:{actions}"))
+        }
+        (_, None) => None,
+    }
 }
 
 fn denied(denial: Denial) -> RegistryError {

@@ -26,10 +26,13 @@ pub fn error_response(err: &RegistryError) -> Response {
         .content_type("application/json")
         .body(Body::from_vec(body.to_string().into_bytes()));
     if err.code == ErrorCode::Unauthorized {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(CHALLENGE),
-        );
+        let challenge = err
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+            .unwrap_or(HeaderValue::from_static(CHALLENGE));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
     }
     if let Some(methods) = err.allow {
         resp.headers_mut()

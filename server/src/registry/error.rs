@@ -76,6 +76,8 @@ pub struct RegistryError {
     pub allow: Option<&'static str>,
     /// Seconds to send in `Retry-After` (with `TOOMANYREQUESTS`).
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401, when not the default Basic one.
+    pub challenge: Option<String>,
 }
 
 impl RegistryError {
@@ -87,6 +89,7 @@ impl RegistryError {
             detail: None,
             allow: None,
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -97,6 +100,11 @@ impl RegistryError {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_challenge(mut self, challenge: Option<String>) -> Self {
+        self.challenge = challenge;
         self
     }
 

@@ -8,7 +8,7 @@
 //! repositories/<repo>/_referrers/<alg>/<hex>/<alg>-<hex>   subject → referrer descriptor
 //! catalog/<repo>!                                    the repo exists (for _catalog)
 //! uploads/<id>/state.json, uploads/<id>/data         upload sessions
-//! system/…                                           registry-wide state (initial admin, …)
+//! system/…                                           registry-wide state (initial admin, token key)
 //! ```
 //! Repository components start with `[a-z0-9]`, so the `_`-prefixed keys of a repository never
 //! collide with a nested repository. The catalog key ends in `!`, which sorts before every
@@ -90,6 +90,10 @@ pub fn upload_data(id: &str) -> Key {
 
 pub fn initial_admin() -> Key {
     key("system/initial-admin.json".to_owned())
+}
+
+pub fn token_signing_key() -> Key {
+    key("system/token-signing-key.json".to_owned())
 }
 
 #[cfg(test)]

@@ -1,0 +1,162 @@
+//! `GET|POST /auth/token`: the realm of the built-in token service (Docker token
+//! authentication). Credentials come as HTTP Basic (GET, as `docker login` sends them) or as an
+//! OAuth2 password grant (POST form). Anonymous callers get a token with what anonymous users
+//! may do. Each requested scope is intersected with the caller's permissions; a partial or
+//! empty grant is not an error.
+
+use std::sync::Arc;
+
+use oci_storage_core::Identity;
+use poem::http::{StatusCode, header};
+use poem::web::Data;
+use poem::{Body, Request, Response, handler};
+
+use crate::auth::token::{Grant, parse_scope};
+use crate::auth::{Access, Action, Denial};
+use crate::registry::RepoName;
+use crate::state::AppState;
+
+const ACTIONS: [(&str, Action); 3] = [
+    ("pull", Action::Pull),
+    ("push", Action::Push),
+    ("delete", Action::Delete),
+];
+
+#[handler]
+pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
+    let access = &state.access;
+    let Some(tokens) = access.tokens() else {
+        return problem(StatusCode::NOT_FOUND, "token authentication is not enabled");
+    };
+    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let mut pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let form_credentials = if req.method() == poem::http::Method::POST {
+        let Ok(form) = body.into_bytes_limit(64 * 1024).await else {
+            return problem(StatusCode::BAD_REQUEST, "unreadable form");
+        };
+        pairs.extend(form_urlencoded::parse(&form).into_owned());
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        match (
+            get("grant_type").as_deref(),
+            get("username"),
+            get("password"),
+        ) {
+            (Some("password"), Some(user), Some(password)) => Some(basic_header(&user, &password)),
+            (Some("password"), _, _) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "username and password are required",
+                );
+            }
+            (Some(other), _, _) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unsupported grant_type {other}"),
+                );
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let authorization = form_credentials.or_else(|| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let who = match authorization {
+        None => None,
+        Some(h) => {
+            match access.basic(&h, client).await {
+                Ok(identity) => identity,
+                Err(Denial::TooManyRequests(wait)) => {
+                    return Response::builder()
+                    .status(StatusCode::TOO_MANY_REQUESTS)
+                    .header(header::RETRY_AFTER, wait.as_secs().max(1))
+                    .content_type("application/json")
+                    .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many failed login attempts"}]}"#);
+                }
+                Err(Denial::Unavailable) => {
+                    return problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "authentication unavailable",
+                    );
+                }
+                Err(_) => {
+                    return Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header(header::WWW_AUTHENTICATE, crate::auth::CHALLENGE)
+                    .content_type("application/json")
+                    .body(r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid credentials"}]}"#);
+                }
+            }
+        }
+    };
+    if let (Some(user), Some(slot)) = (&who, req.extensions().get::<crate::logging::RequestUser>())
+    {
+        slot.set(&user.username);
+    }
+    let grants = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').filter_map(parse_scope).collect::<Vec<_>>())
+        .filter_map(|scope| grant(access, who.as_ref(), scope))
+        .collect();
+    match tokens.issue(who.as_ref(), grants) {
+        Ok(token) => Response::builder()
+            .status(StatusCode::OK)
+            .content_type("application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(serde_json::to_vec(&token).expect("token response serializes")),
+        Err(e) => {
+            tracing::error!(error = %e, "could not sign a token");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "could not issue a token")
+        }
+    }
+}
+
+/// What of a requested scope the caller gets (`None`: nothing).
+fn grant(access: &Access, who: Option<&Identity>, scope: Grant) -> Option<Grant> {
+    let actions: Vec<String> = match scope.kind.as_str() {
+        "repository" => {
+            let name = RepoName::parse(&scope.name)?;
+            let wants = |action: &str| scope.actions.iter().any(|a| a == action || a == "*");
+            ACTIONS
+                .iter()
+                .filter(|(label, action)| {
+                    wants(label) && access.policy().allows(who, name.as_str(), *action)
+                })
+                .map(|(label, _)| (*label).to_owned())
+                .collect()
+        }
+        "registry" if scope.name == "catalog" && who.is_some() => vec!["*".to_owned()],
+        _ => Vec::new(),
+    };
+    (!actions.is_empty()).then_some(Grant { actions, ..scope })
+}
+
+fn basic_header(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn problem(status: StatusCode, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(
+            serde_json::json!({ "errors": [{ "code": "UNSUPPORTED", "message": message }] })
+                .to_string(),
+        )
+}
