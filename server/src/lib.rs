@@ -2,6 +2,7 @@
 //! layers together. [`builtin_plugins`] is the one place built-in plugins are registered; a
 //! custom binary adds its own factories to it and calls [`serve`].
 
+pub mod api;
 pub mod auth;
 mod health;
 pub mod logging;
@@ -155,8 +156,10 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
     } else {
         None
     };
+    let api_tokens = Arc::new(auth::api_tokens::ApiTokens::new(registry.storage().clone()));
     let access = Arc::new(Access::new(
         authenticators,
+        api_tokens,
         tokens,
         policy,
         LoginLimiter::new(&auth.login_limits),
@@ -169,6 +172,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     Route::new()
         .at("/v2", oci::v2)
         .at("/v2/*path", oci::v2)
+        .nest_no_strip("/api", api::routes())
         .at("/auth/token", token_endpoint::token)
         .at("/healthz", health::healthz)
         .at("/readyz", health::readyz)

@@ -6,13 +6,12 @@
 
 use std::sync::Arc;
 
-use oci_storage_core::Identity;
 use poem::http::{StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 
 use crate::auth::token::{Grant, parse_scope};
-use crate::auth::{Access, Action, Denial};
+use crate::auth::{Access, Action, Denial, Principal};
 use crate::registry::RepoName;
 use crate::state::AppState;
 
@@ -104,7 +103,7 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
     };
     if let (Some(user), Some(slot)) = (&who, req.extensions().get::<crate::logging::RequestUser>())
     {
-        slot.set(&user.username);
+        slot.set(&user.identity.username);
     }
     let grants = pairs
         .iter()
@@ -112,7 +111,7 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
         .flat_map(|(_, v)| v.split(' ').filter_map(parse_scope).collect::<Vec<_>>())
         .filter_map(|scope| grant(access, who.as_ref(), scope))
         .collect();
-    match tokens.issue(who.as_ref(), grants) {
+    match tokens.issue(who.as_ref().map(|p| &p.identity), grants) {
         Ok(token) => Response::builder()
             .status(StatusCode::OK)
             .content_type("application/json")
@@ -126,7 +125,7 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
 }
 
 /// What of a requested scope the caller gets (`None`: nothing).
-fn grant(access: &Access, who: Option<&Identity>, scope: Grant) -> Option<Grant> {
+fn grant(access: &Access, who: Option<&Principal>, scope: Grant) -> Option<Grant> {
     let actions: Vec<String> = match scope.kind.as_str() {
         "repository" => {
             let name = RepoName::parse(&scope.name)?;
@@ -134,7 +133,7 @@ fn grant(access: &Access, who: Option<&Identity>, scope: Grant) -> Option<Grant>
             ACTIONS
                 .iter()
                 .filter(|(label, action)| {
-                    wants(label) && access.policy().allows(who, name.as_str(), *action)
+                    wants(label) && access.permits(who, name.as_str(), *action)
                 })
                 .map(|(label, _)| (*label).to_owned())
                 .collect()

@@ -2,6 +2,7 @@
 //! helm 3 and 4) and by a raw HTTP client for the protocol details.
 
 mod access;
+mod api_tokens;
 mod deploy_chart;
 mod helm;
 mod identity;

@@ -3,6 +3,7 @@
 //! request), and the rule that pulls may be anonymous while pushes and deletes need a login.
 //! Finer permissions (per repository, tokens) build on [`Access::authorize`].
 
+pub mod api_tokens;
 pub mod initial_admin;
 pub mod limiter;
 pub mod password;
@@ -19,6 +20,7 @@ use base64::Engine as _;
 use oci_storage_core::{Authenticator, Credentials, Identity, Secret};
 use sha2::{Digest as _, Sha256};
 
+use api_tokens::{ApiTokenRecord, ApiTokens};
 use limiter::LoginLimiter;
 use policy::Policy;
 use token::{Claims, TokenService};
@@ -51,12 +53,20 @@ pub enum Denial {
     Unavailable,
 }
 
+/// Someone authenticated with credentials: a password, or an API token limiting what the
+/// identity may do.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub identity: Identity,
+    pub api_token: Option<Arc<ApiTokenRecord>>,
+}
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub enum Caller {
     Anonymous,
     /// Authenticated with credentials.
-    User(Identity),
+    User(Principal),
     /// Presented a token from the token service (`identity` is `None` for anonymous tokens).
     Token {
         claims: Claims,
@@ -68,7 +78,7 @@ impl Caller {
     pub fn identity(&self) -> Option<&Identity> {
         match self {
             Self::Anonymous => None,
-            Self::User(identity) => Some(identity),
+            Self::User(principal) => Some(&principal.identity),
             Self::Token { identity, .. } => identity.as_ref(),
         }
     }
@@ -78,23 +88,26 @@ impl Caller {
 #[derive(Debug)]
 pub struct Access {
     authenticators: Vec<Arc<dyn Authenticator>>,
+    api_tokens: Arc<ApiTokens>,
     tokens: Option<Arc<TokenService>>,
     policy: Policy,
     limiter: LoginLimiter,
-    /// sha256(username NUL password) → identity and expiry; never the password itself.
-    cache: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// sha256(username NUL password) → principal and expiry; never the password itself.
+    cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
 }
 
 impl Access {
     /// `authenticators` are asked in order; the first that knows the credentials wins.
     pub fn new(
         authenticators: Vec<Arc<dyn Authenticator>>,
+        api_tokens: Arc<ApiTokens>,
         tokens: Option<Arc<TokenService>>,
         policy: Policy,
         limiter: LoginLimiter,
     ) -> Self {
         Self {
             authenticators,
+            api_tokens,
             tokens,
             policy,
             limiter,
@@ -126,17 +139,18 @@ impl Access {
             return Ok(Caller::Token { claims, identity });
         }
         Ok(match self.basic(header, client).await? {
-            Some(identity) => Caller::User(identity),
+            Some(principal) => Caller::User(principal),
             None => Caller::Anonymous,
         })
     }
 
-    /// Checks HTTP Basic credentials (with the cache and the login limits).
+    /// Checks HTTP Basic credentials — a password, or an API token as the password — with the
+    /// cache and the login limits.
     pub async fn basic(
         &self,
         header: &str,
         client: Option<IpAddr>,
-    ) -> Result<Option<Identity>, Denial> {
+    ) -> Result<Option<Principal>, Denial> {
         let credentials = parse_basic(header).ok_or(Denial::Unauthenticated)?;
         // Limits first, even for cached credentials: a blocked client must not learn that a
         // guess was right.
@@ -146,16 +160,33 @@ impl Access {
             return Err(Denial::TooManyRequests(wait));
         }
         let fingerprint = fingerprint(&credentials);
-        if let Some(identity) = self.cached(&fingerprint) {
-            return Ok(Some(identity));
+        if let Some(principal) = self.cached(&fingerprint) {
+            return Ok(Some(principal));
         }
+        let found = if api_tokens::looks_like_token(credentials.password.expose()) {
+            self.check_api_token(&credentials).await?
+        } else {
+            self.check_password(&credentials).await?
+        };
+        if let Some(mut principal) = found {
+            self.policy.add_memberships(&mut principal.identity);
+            self.limiter.succeeded(client, &credentials.username);
+            self.remember(fingerprint, principal.clone());
+            return Ok(Some(principal));
+        }
+        self.limiter.failed(client, &credentials.username);
+        tracing::info!(client = %client, "authentication failed");
+        Err(Denial::Unauthenticated)
+    }
+
+    async fn check_password(&self, credentials: &Credentials) -> Result<Option<Principal>, Denial> {
         for authenticator in &self.authenticators {
-            match authenticator.authenticate(&credentials).await {
-                Ok(Some(mut identity)) => {
-                    self.policy.add_memberships(&mut identity);
-                    self.limiter.succeeded(client, &credentials.username);
-                    self.remember(fingerprint, identity.clone());
-                    return Ok(Some(identity));
+            match authenticator.authenticate(credentials).await {
+                Ok(Some(identity)) => {
+                    return Ok(Some(Principal {
+                        identity,
+                        api_token: None,
+                    }));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -164,9 +195,49 @@ impl Access {
                 }
             }
         }
-        self.limiter.failed(client, &credentials.username);
-        tracing::info!(client = %client, "authentication failed");
-        Err(Denial::Unauthenticated)
+        Ok(None)
+    }
+
+    async fn check_api_token(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Option<Principal>, Denial> {
+        match self
+            .api_tokens
+            .verify(&credentials.username, credentials.password.expose())
+            .await
+        {
+            Ok(Some(record)) => Ok(Some(Principal {
+                identity: record.identity(),
+                api_token: Some(Arc::new(record)),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "API token store failed");
+                Err(Denial::Unavailable)
+            }
+        }
+    }
+
+    /// The API token store.
+    pub fn api_tokens(&self) -> &ApiTokens {
+        &self.api_tokens
+    }
+
+    /// Forgets cached logins made with an API token (after it was revoked).
+    pub fn forget_api_token(&self, id: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (p, _)| p.api_token.as_ref().is_none_or(|t| t.id != id));
+    }
+
+    /// Whether a principal (None: anonymous) may perform `action` on `repository`: the
+    /// policy, narrowed by the scope of an API token.
+    pub fn permits(&self, who: Option<&Principal>, repository: &str, action: Action) -> bool {
+        self.policy
+            .allows(who.map(|p| &p.identity), repository, action)
+            && who
+                .and_then(|p| p.api_token.as_ref())
+                .is_none_or(|t| t.allows(repository, action))
     }
 
     /// Whether the caller may perform `action` on `repository` (`None`: the registry itself,
@@ -180,7 +251,8 @@ impl Access {
         let allowed = match (caller, repository) {
             (Caller::Token { claims, .. }, Some(repo)) => claims.allows(repo, action),
             (Caller::Token { .. }, None) => true,
-            (_, Some(repo)) => self.policy.allows(caller.identity(), repo, action),
+            (Caller::User(principal), Some(repo)) => self.permits(Some(principal), repo, action),
+            (Caller::Anonymous, Some(repo)) => self.permits(None, repo, action),
             // With token authentication, callers without credentials are always sent to the
             // realm first (as Distribution does), so that a login with a wrong password fails
             // there instead of "succeeding" against an anonymous 200.
@@ -205,22 +277,22 @@ impl Access {
         self.tokens.as_deref()
     }
 
-    fn cached(&self, fingerprint: &[u8; 32]) -> Option<Identity> {
+    fn cached(&self, fingerprint: &[u8; 32]) -> Option<Principal> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(fingerprint)
             .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(identity, _)| identity.clone())
+            .map(|(principal, _)| principal.clone())
     }
 
-    fn remember(&self, fingerprint: [u8; 32], identity: Identity) {
+    fn remember(&self, fingerprint: [u8; 32], principal: Principal) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (_, expires)| *expires > now);
         }
         if cache.len() < CACHE_MAX {
-            cache.insert(fingerprint, (identity, now + CACHE_TTL));
+            cache.insert(fingerprint, (principal, now + CACHE_TTL));
         }
     }
 }

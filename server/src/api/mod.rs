@@ -1,0 +1,69 @@
+//! The REST API (`/api/v1/…`), described by OpenAPI generated with poem-openapi: the document
+//! is served at `/api/openapi.json` (a committed copy lives in `openapi/openapi.json`, kept in
+//! sync by a test), Swagger UI at `/api/docs`. Errors are problem JSON.
+
+mod problem;
+mod security;
+mod system;
+mod tokens;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+/// Operation groups in the document.
+#[derive(Debug, Tags)]
+pub enum ApiTags {
+    /// The registry itself.
+    System,
+    /// API tokens for CI and automation.
+    Tokens,
+}
+
+type Apis = (system::SystemApi, tokens::TokensApi);
+
+/// The OpenAPI service (shared by the server and the document test).
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (system::SystemApi, tokens::TokensApi),
+        "oci-storage",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Management API of oci-storage. Authenticate with HTTP Basic: a username and its password or API token.")
+}
+
+/// The OpenAPI document as JSON.
+pub fn document() -> String {
+    service().spec()
+}
+
+/// The `/api` routes (mounted without stripping the prefix): the operations, the document,
+/// and Swagger UI.
+pub fn routes() -> impl Endpoint {
+    let service = service();
+    let ui = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .nest_no_strip("/api/v1", service)
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", ui)
+        .catch_all_error(|err| async move { problem::problem_response(err) })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed document must match what the code generates: API changes show up in
+    /// review. Regenerate with `UPDATE_OPENAPI=1 cargo test -p oci-storage-server openapi`.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let generated = super::document();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "openapi/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test -p oci-storage-server openapi"
+        );
+    }
+}
