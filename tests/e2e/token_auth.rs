@@ -405,3 +405,55 @@ fn grants_are_intersected_and_tokens_checked() {
     );
     assert!(!server.logs().contains(PW));
 }
+
+#[test]
+fn signing_key_from_config_is_shared_and_foreign_tokens_are_refused() {
+    require_tool("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("token.key");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&key),
+    );
+    let with_key = config(&format!(", key: {}", key.display()));
+    let a = Server::start_with(super::BIN, &with_key, &[]);
+    let b = Server::start_with(super::BIN, &with_key, &[]);
+    let other = Server::start_with(super::BIN, &config(""), &[]);
+    let client = a.client();
+    let (status, issued) = token(&client, &a, Some("alice"), &["repository:shared/app:pull"]);
+    assert_eq!(status, 200);
+    let issued = issued.unwrap();
+    let path = "/v2/shared/app/tags/list";
+    assert_eq!(
+        bearer_status(&client, &a, reqwest::Method::GET, path, &issued),
+        404,
+        "valid where issued"
+    );
+    assert_eq!(
+        bearer_status(&client, &b, reqwest::Method::GET, path, &issued),
+        404,
+        "valid on a replica with the same key"
+    );
+    assert_eq!(
+        bearer_status(&client, &other, reqwest::Method::GET, path, &issued),
+        401,
+        "refused under another key"
+    );
+    assert!(
+        !other
+            .data_dir()
+            .join("system/token-signing-key.json")
+            .exists()
+            || !a.data_dir().join("system/token-signing-key.json").exists(),
+        "a configured key is not written to storage"
+    );
+    assert!(!a.data_dir().join("system/token-signing-key.json").exists());
+}
