@@ -17,6 +17,39 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub backup: BackupConfig,
     pub proxy: ProxyConfig,
+    pub helm: HelmConfig,
+}
+
+/// `helm`: the chart side — metadata read from pushed charts and the classic repository.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct HelmConfig {
+    /// Largest chart archive (compressed) accepted.
+    pub max_chart_bytes: u64,
+    /// A chart that inflates past this many bytes is refused.
+    pub max_unpacked_bytes: u64,
+    /// A chart with more archive entries than this is refused.
+    pub max_entries: u64,
+    /// Largest Chart.yaml, values.yaml, README or values.schema.json kept.
+    pub max_file_bytes: u64,
+    /// Seconds between re-reads of the chart index from storage (to see other replicas' pushes).
+    pub refresh_seconds: u64,
+    /// Where charts uploaded through the top-level ChartMuseum API (`/api/charts`) go: the OCI
+    /// repository is `<namespace>/<chart name>` (`helm pull oci://HOST/<namespace>/<chart>`).
+    pub default_namespace: String,
+}
+
+impl Default for HelmConfig {
+    fn default() -> Self {
+        Self {
+            max_chart_bytes: 20 * 1024 * 1024,
+            max_unpacked_bytes: 100 * 1024 * 1024,
+            max_entries: 10_000,
+            max_file_bytes: 1024 * 1024,
+            refresh_seconds: 30,
+            default_namespace: "charts".into(),
+        }
+    }
 }
 
 /// `server`: where and how the HTTP server listens.

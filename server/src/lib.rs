@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod charts;
 mod health;
 pub mod logging;
 pub mod oci;
@@ -164,7 +165,15 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         policy,
         LoginLimiter::new(&auth.login_limits),
     ));
-    Ok(Arc::new(AppState { registry, access }))
+    let charts = Arc::new(charts::Charts::new(
+        registry.clone(),
+        loaded.config.helm.clone(),
+    ));
+    Ok(Arc::new(AppState {
+        registry,
+        access,
+        charts,
+    }))
 }
 
 /// The HTTP application.
@@ -175,6 +184,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .nest_no_strip("/api", api::routes())
         .at("/auth/token", token_endpoint::token)
         .at("/healthz", health::healthz)
+        .at("/*path", charts::classic::classic)
         .at("/readyz", health::readyz)
         .data(state)
         // A bug must cost one request an error answer, never the connection or the process.

@@ -1,12 +1,14 @@
-//! What every request handler shares: the registry service and the access gate.
+//! What every request handler shares: the registry service, the access gate, the charts.
 
 use std::sync::Arc;
 
 use crate::auth::Access;
+use crate::charts::Charts;
 use crate::registry::Registry;
 
 #[derive(Debug)]
 pub struct AppState {
     pub registry: Registry,
     pub access: Arc<Access>,
+    pub charts: Arc<Charts>,
 }

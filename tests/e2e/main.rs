@@ -5,6 +5,7 @@ mod access;
 mod api_tokens;
 mod deploy_chart;
 mod helm;
+mod helm_repo;
 mod identity;
 mod lifecycle;
 mod operations;

@@ -46,6 +46,8 @@ pub fn routes() -> impl Endpoint {
         .nest_no_strip("/api/v1", service)
         .at("/api/openapi.json", spec)
         .nest("/api/docs", ui)
+        // Everything else under /api is the ChartMuseum-compatible API.
+        .at("/api/*path", crate::charts::chartmuseum::chartmuseum)
         .catch_all_error(|err| async move { problem::problem_response(err) })
 }
 

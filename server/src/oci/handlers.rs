@@ -64,6 +64,10 @@ pub async fn dispatch(
                 .delete_manifest(&name, &reference)
                 .await
                 .map_err(|e| deletes_disabled(e, "GET, HEAD, PUT"))?;
+            match &reference {
+                Reference::Tag(tag) => state.charts.tag_deleted(&name, tag).await,
+                Reference::Digest(digest) => state.charts.manifest_deleted(&name, digest).await,
+            }
             Ok(status(StatusCode::ACCEPTED))
         }
         OciEndpoint::GetBlob { name, digest, head } => {
@@ -213,6 +217,7 @@ async fn put_manifest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let chart = state.charts.inspect_push(&name, &bytes).await?;
     let outcome = state
         .registry
         .put_manifest(
@@ -225,6 +230,12 @@ async fn put_manifest(
             },
         )
         .await?;
+    if let Some(chart) = chart {
+        state
+            .charts
+            .record_push(&name, &outcome.digest, &outcome.tags, chart)
+            .await?;
+    }
     let digest = outcome.digest.to_string();
     let mut resp = Response::builder()
         .status(StatusCode::CREATED)
