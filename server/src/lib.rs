@@ -144,6 +144,12 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
             delete_enabled: r.delete_enabled,
             upload_expiry: Duration::from_secs(r.upload_expiry_minutes * 60),
             cache_ttl: Duration::from_millis((r.cache_seconds * 1000.0) as u64),
+            immutable_tags: r
+                .immutable_tags
+                .iter()
+                .map(|p| glob::Pattern::new(p))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("invalid registry.immutableTags pattern: {e}"))?,
         },
     );
     let auth = &loaded.config.auth;

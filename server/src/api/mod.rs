@@ -2,7 +2,9 @@
 //! is served at `/api/openapi.json` (a committed copy lives in `openapi/openapi.json`, kept in
 //! sync by a test), Swagger UI at `/api/docs`. Errors are problem JSON.
 
+mod charts;
 mod problem;
+mod repositories;
 mod security;
 mod system;
 mod tokens;
@@ -17,14 +19,28 @@ pub enum ApiTags {
     System,
     /// API tokens for CI and automation.
     Tokens,
+    /// Chart search and details.
+    Charts,
+    /// Repositories, tags and manifests.
+    Repositories,
 }
 
-type Apis = (system::SystemApi, tokens::TokensApi);
+type Apis = (
+    system::SystemApi,
+    tokens::TokensApi,
+    charts::ChartsApi,
+    repositories::RepositoriesApi,
+);
 
 /// The OpenAPI service (shared by the server and the document test).
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (system::SystemApi, tokens::TokensApi),
+        (
+            system::SystemApi,
+            tokens::TokensApi,
+            charts::ChartsApi,
+            repositories::RepositoriesApi,
+        ),
         "oci-storage",
         env!("CARGO_PKG_VERSION"),
     )

@@ -50,6 +50,14 @@ fn manifest_unknown(reference: &Reference) -> RegistryError {
         .with_detail(serde_json::json!({ "reference": reference.to_string() }))
 }
 
+fn immutable(tag: &Tag) -> RegistryError {
+    RegistryError::new(
+        ErrorCode::Denied,
+        format!("tag {tag} is immutable: it cannot be moved or deleted"),
+    )
+    .with_detail(serde_json::json!({ "tag": tag.to_string() }))
+}
+
 fn blob_missing(digest: &Digest) -> RegistryError {
     RegistryError::new(
         ErrorCode::ManifestBlobUnknown,
@@ -93,6 +101,19 @@ impl Registry {
         let doc = ManifestDoc::parse(&put.bytes, put.content_type.as_deref())?;
         self.check_references(repo, &doc).await?;
 
+        let mut tags = put.extra_tags;
+        if let Reference::Tag(tag) = &put.reference {
+            tags.insert(0, tag.clone());
+        }
+        let mut seen = std::collections::HashSet::new();
+        tags.retain(|t| seen.insert(t.clone()));
+        for tag in tags.iter().filter(|t| self.settings.is_immutable(t)) {
+            if let Some(current) = self.read_link(&layout::tag(repo, tag)).await?
+                && current.digest != digest
+            {
+                return Err(immutable(tag));
+            }
+        }
         let link = ManifestLink {
             digest: digest.clone(),
             media_type: doc.media_type.clone(),
@@ -123,13 +144,6 @@ impl Registry {
                 .map_err(storage("recording a referrer"))?;
         }
         self.ensure_in_catalog(repo).await?;
-        let mut tags = put.extra_tags;
-        if let Reference::Tag(tag) = put.reference {
-            tags.insert(0, tag);
-        }
-        // Each tag once, in the order given (`?tag=a&tag=b&tag=a`).
-        let mut seen = std::collections::HashSet::new();
-        tags.retain(|t| seen.insert(t.clone()));
         self.cache
             .put_link(repo.as_str(), &digest.to_string(), &link);
         for tag in &tags {
@@ -264,6 +278,9 @@ impl Registry {
         match reference {
             Reference::Tag(tag) => {
                 self.resolve_from_storage(repo, reference).await?;
+                if self.settings.is_immutable(tag) {
+                    return Err(immutable(tag));
+                }
                 let deleted = self
                     .storage
                     .delete(&layout::tag(repo, tag))

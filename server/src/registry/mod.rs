@@ -33,6 +33,14 @@ pub struct Settings {
     pub upload_expiry: Duration,
     /// How long tag and manifest lookups are trusted without asking storage.
     pub cache_ttl: Duration,
+    /// Tags that may not move or be deleted once they exist.
+    pub immutable_tags: Vec<glob::Pattern>,
+}
+
+impl Settings {
+    pub fn is_immutable(&self, tag: &Tag) -> bool {
+        self.immutable_tags.iter().any(|p| p.matches(tag.as_str()))
+    }
 }
 
 /// The registry service; cheap to clone.

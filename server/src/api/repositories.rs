@@ -1,0 +1,476 @@
+//! `/api/v1/repositories`, `/api/v1/tags`, `/api/v1/manifests`: browse what the registry holds
+//! (kind, tags with digest, size, created time and media type; image platforms, config, layers
+//! and history), delete a tag, copy a tag to a new one. Repository names are query parameters.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use serde_json::Value;
+
+use super::ApiTags;
+use super::problem::ApiError;
+use super::security::ApiUser;
+use crate::auth::{Action, Caller, Denial};
+use crate::registry::manifest_doc::{DOCKER_LIST, OCI_INDEX};
+use crate::registry::{
+    ErrorCode, PutManifest, Reference, RegistryError, RepoName, StoredManifest, Tag,
+};
+use crate::state::AppState;
+
+/// What a repository holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum RepositoryKind {
+    Chart,
+    Image,
+    Artifact,
+    Empty,
+}
+
+/// A repository.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Repository {
+    pub name: String,
+    pub kind: RepositoryKind,
+    pub tag_count: u64,
+}
+
+/// A page of repositories.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RepositoryPage {
+    pub items: Vec<Repository>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A tag.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TagInfo {
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    /// Manifest plus the blobs it references directly.
+    pub size: u64,
+    /// From the image config or the manifest's `org.opencontainers.image.created`.
+    pub created: Option<String>,
+    pub artifact_type: Option<String>,
+}
+
+/// One platform of a multi-platform index.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Platform {
+    pub os: Option<String>,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A layer of an image.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Layer {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A manifest in detail.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ManifestDetail {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub platforms: Vec<Platform>,
+    pub config_media_type: Option<String>,
+    /// The image configuration, when it is a JSON image config.
+    pub config: Option<Value>,
+    pub layers: Vec<Layer>,
+    /// The config's `history`.
+    pub history: Vec<Value>,
+    pub annotations: Option<Value>,
+}
+
+/// Copy a tag.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TagCopy {
+    pub repository: String,
+    /// A tag or a digest.
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Done {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+fn from_registry(e: RegistryError) -> ApiError {
+    match e.code {
+        ErrorCode::ManifestUnknown | ErrorCode::NameUnknown | ErrorCode::BlobUnknown => {
+            ApiError::not_found(e.message)
+        }
+        ErrorCode::Denied => ApiError::forbidden(e.message),
+        ErrorCode::Unsupported => ApiError::forbidden(e.message),
+        ErrorCode::Unknown => ApiError::internal("serving a registry request", e.message),
+        _ => ApiError::bad_request(e.message),
+    }
+}
+
+fn repo_name(
+    caller: &Caller,
+    state: &AppState,
+    name: &str,
+    action: Action,
+) -> Result<RepoName, ApiError> {
+    let repo =
+        RepoName::parse(name).ok_or_else(|| ApiError::bad_request("invalid repository name"))?;
+    match state.access.authorize(caller, Some(repo.as_str()), action) {
+        Ok(()) => Ok(repo),
+        // Without pull rights, a repository does not exist for the caller.
+        Err(_) if action == Action::Pull => Err(ApiError::not_found("no such repository")),
+        Err(Denial::Denied) if state.access.may_pull(caller, repo.as_str()) => {
+            Err(ApiError::forbidden("not allowed"))
+        }
+        Err(_) => Err(ApiError::not_found("no such repository")),
+    }
+}
+
+fn size_of(manifest: &StoredManifest, doc: &Value) -> u64 {
+    let blob_sizes: u64 = doc["config"]["size"].as_u64().unwrap_or(0)
+        + doc["layers"]
+            .as_array()
+            .map_or(0, |ls| ls.iter().filter_map(|l| l["size"].as_u64()).sum());
+    manifest.link.size + blob_sizes
+}
+
+async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Value> {
+    let media_type = doc["config"]["mediaType"].as_str()?;
+    if !media_type.ends_with("json") || media_type.contains("empty") {
+        return None;
+    }
+    let digest = doc["config"]["digest"].as_str()?.parse().ok()?;
+    let read = state.registry.get_blob(repo, &digest, None).await.ok()?;
+    if read.meta.size > 4 * 1024 * 1024 {
+        return None;
+    }
+    use futures_util::StreamExt;
+    let mut body = read.body;
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk.ok()?);
+    }
+    serde_json::from_slice(&buf).ok()
+}
+
+/// Browsing and tag management.
+#[derive(Debug)]
+pub struct RepositoriesApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Repositories")]
+impl RepositoriesApi {
+    /// List repositories
+    ///
+    /// In name order, only those the caller may pull.
+    #[oai(
+        path = "/repositories",
+        method = "get",
+        operation_id = "listRepositories"
+    )]
+    async fn repositories(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        /// Only names starting with this prefix.
+        prefix: Query<Option<String>>,
+        /// Start after this name (from `next`).
+        after: Query<Option<String>>,
+        #[oai(
+            name = "perPage",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        per_page: Query<Option<u32>>,
+    ) -> Result<Json<RepositoryPage>, ApiError> {
+        let caller = Caller::User(principal);
+        let per_page = per_page.0.unwrap_or(50) as usize;
+        let (_, charts) = state.charts.entries().await;
+        let mut items = Vec::new();
+        let mut last = after.0.clone().or_else(|| {
+            // Start just before the prefix, so the listing begins there.
+            prefix
+                .0
+                .as_ref()
+                .and_then(|p| p.strip_suffix(|_: char| true).map(str::to_owned))
+        });
+        let mut exhausted = false;
+        while items.len() < per_page && !exhausted {
+            let page = state
+                .registry
+                .catalog(Some(200), last.as_deref())
+                .await
+                .map_err(from_registry)?;
+            exhausted = !page.more;
+            for name in page.items {
+                last = Some(name.clone());
+                if prefix.0.as_deref().is_some_and(|p| !name.starts_with(p)) {
+                    if prefix.0.as_deref().is_some_and(|p| name.as_str() > p) {
+                        exhausted = true;
+                        break;
+                    }
+                    continue;
+                }
+                if !state.access.may_pull(&caller, &name) {
+                    continue;
+                }
+                let Some(repo) = RepoName::parse(&name) else {
+                    continue;
+                };
+                let tags = state
+                    .registry
+                    .list_tags(&repo, None, None)
+                    .await
+                    .map(|p| p.items)
+                    .unwrap_or_default();
+                let kind = if charts.iter().any(|c| c.repository == name) {
+                    RepositoryKind::Chart
+                } else if let Some(tag) = tags.last().and_then(|t| Tag::parse(t)) {
+                    match state
+                        .registry
+                        .get_manifest(&repo, &Reference::Tag(tag))
+                        .await
+                    {
+                        Ok(m) => {
+                            let doc: Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
+                            let config = doc["config"]["mediaType"].as_str().unwrap_or_default();
+                            if m.link.media_type == OCI_INDEX
+                                || m.link.media_type == DOCKER_LIST
+                                || config == "application/vnd.oci.image.config.v1+json"
+                                || config == "application/vnd.docker.container.image.v1+json"
+                            {
+                                RepositoryKind::Image
+                            } else {
+                                RepositoryKind::Artifact
+                            }
+                        }
+                        Err(_) => RepositoryKind::Artifact,
+                    }
+                } else {
+                    RepositoryKind::Empty
+                };
+                items.push(Repository {
+                    name,
+                    kind,
+                    tag_count: tags.len() as u64,
+                });
+                if items.len() == per_page {
+                    break;
+                }
+            }
+        }
+        let next = (!exhausted && items.len() == per_page)
+            .then(|| items.last().map(|r| r.name.clone()))
+            .flatten();
+        Ok(Json(RepositoryPage { items, next }))
+    }
+
+    /// List tags
+    #[oai(path = "/tags", method = "get", operation_id = "listTags")]
+    async fn tags(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        repository: Query<String>,
+    ) -> Result<Json<Vec<TagInfo>>, ApiError> {
+        let caller = Caller::User(principal);
+        let repo = repo_name(&caller, state, &repository.0, Action::Pull)?;
+        let tags = state
+            .registry
+            .list_tags(&repo, None, None)
+            .await
+            .map_err(from_registry)?;
+        let mut out = Vec::new();
+        for tag in tags.items.iter().filter_map(|t| Tag::parse(t)) {
+            let Ok(manifest) = state
+                .registry
+                .get_manifest(&repo, &Reference::Tag(tag.clone()))
+                .await
+            else {
+                continue;
+            };
+            let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+            let created = match doc["annotations"]["org.opencontainers.image.created"].as_str() {
+                Some(c) => Some(c.to_owned()),
+                None => config_of(state, &repo, &doc)
+                    .await
+                    .and_then(|c| c["created"].as_str().map(str::to_owned)),
+            };
+            out.push(TagInfo {
+                tag: tag.to_string(),
+                digest: manifest.link.digest.to_string(),
+                media_type: manifest.link.media_type.clone(),
+                size: size_of(&manifest, &doc),
+                created,
+                artifact_type: doc["artifactType"]
+                    .as_str()
+                    .or(doc["config"]["mediaType"].as_str())
+                    .map(str::to_owned),
+            });
+        }
+        Ok(Json(out))
+    }
+
+    /// Manifest details
+    ///
+    /// Platforms of an index; config, layers and history of an image.
+    #[oai(path = "/manifests", method = "get", operation_id = "manifestDetail")]
+    async fn manifest(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        repository: Query<String>,
+        /// A tag or a digest.
+        reference: Query<String>,
+    ) -> Result<Json<ManifestDetail>, ApiError> {
+        let caller = Caller::User(principal);
+        let repo = repo_name(&caller, state, &repository.0, Action::Pull)?;
+        let reference: Reference = reference
+            .0
+            .parse()
+            .map_err(|()| ApiError::bad_request("invalid reference"))?;
+        let manifest = state
+            .registry
+            .get_manifest(&repo, &reference)
+            .await
+            .map_err(from_registry)?;
+        let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+        let platforms = doc["manifests"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| Platform {
+                        os: m["platform"]["os"].as_str().map(str::to_owned),
+                        architecture: m["platform"]["architecture"].as_str().map(str::to_owned),
+                        variant: m["platform"]["variant"].as_str().map(str::to_owned),
+                        digest: m["digest"].as_str().unwrap_or_default().to_owned(),
+                        size: m["size"].as_u64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let layers = doc["layers"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| Layer {
+                        media_type: l["mediaType"].as_str().unwrap_or_default().to_owned(),
+                        digest: l["digest"].as_str().unwrap_or_default().to_owned(),
+                        size: l["size"].as_u64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let config = config_of(state, &repo, &doc).await;
+        let history = config
+            .as_ref()
+            .and_then(|c| c["history"].as_array().cloned())
+            .unwrap_or_default();
+        Ok(Json(ManifestDetail {
+            digest: manifest.link.digest.to_string(),
+            media_type: manifest.link.media_type.clone(),
+            size: manifest.link.size,
+            platforms,
+            config_media_type: doc["config"]["mediaType"].as_str().map(str::to_owned),
+            config,
+            layers,
+            history,
+            annotations: doc.get("annotations").cloned(),
+        }))
+    }
+
+    /// Delete a tag
+    ///
+    /// Only the tag: the manifest stays reachable by digest. For a chart, the version leaves
+    /// the chart index.
+    #[oai(path = "/tags", method = "delete", operation_id = "deleteTag")]
+    async fn delete_tag(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        repository: Query<String>,
+        tag: Query<String>,
+    ) -> Result<Done, ApiError> {
+        let caller = Caller::User(principal);
+        let repo = repo_name(&caller, state, &repository.0, Action::Delete)?;
+        let tag = Tag::parse(&tag.0).ok_or_else(|| ApiError::bad_request("invalid tag"))?;
+        state
+            .registry
+            .delete_manifest(&repo, &Reference::Tag(tag.clone()))
+            .await
+            .map_err(from_registry)?;
+        state.charts.tag_deleted(&repo, &tag).await;
+        Ok(Done::Done)
+    }
+
+    /// Copy a tag
+    ///
+    /// Points `target` at the manifest `source` names (a retag), in the same repository.
+    #[oai(path = "/tags/copy", method = "post", operation_id = "copyTag")]
+    async fn copy_tag(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        body: Json<TagCopy>,
+    ) -> Result<Done, ApiError> {
+        let caller = Caller::User(principal);
+        let repo = repo_name(&caller, state, &body.0.repository, Action::Push)?;
+        let source: Reference = body
+            .0
+            .source
+            .parse()
+            .map_err(|()| ApiError::bad_request("invalid source"))?;
+        let target = Tag::parse(&body.0.target)
+            .ok_or_else(|| ApiError::bad_request("invalid target tag"))?;
+        let manifest = state
+            .registry
+            .get_manifest(&repo, &source)
+            .await
+            .map_err(from_registry)?;
+        let chart = state
+            .charts
+            .inspect_push(&repo, &manifest.bytes)
+            .await
+            .map_err(from_registry)?;
+        let outcome = state
+            .registry
+            .put_manifest(
+                &repo,
+                PutManifest {
+                    reference: Reference::Tag(target),
+                    content_type: Some(manifest.link.media_type.clone()),
+                    bytes: manifest.bytes.clone(),
+                    extra_tags: Vec::new(),
+                },
+            )
+            .await
+            .map_err(from_registry)?;
+        if let Some(chart) = chart {
+            state
+                .charts
+                .record_push(&repo, &outcome.digest, &outcome.tags, chart)
+                .await
+                .map_err(from_registry)?;
+        }
+        Ok(Done::Done)
+    }
+}
