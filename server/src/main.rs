@@ -28,6 +28,8 @@ enum Command {
     CheckConfig,
     /// Read a password from standard input and print its argon2id hash for `auth.users`.
     HashPassword,
+    /// Rebuild the chart metadata (index.yaml, search) from the charts in storage.
+    ReindexCharts,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.auth.users.len()
             );
             Ok(())
+        }
+        Command::ReindexCharts => {
+            let loaded = load()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let state = oci_storage_server::build_state(
+                        &oci_storage_server::builtin_plugins(),
+                        &loaded,
+                    )
+                    .await?;
+                    let count = state
+                        .charts
+                        .rebuild()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    println!("recorded {count} chart version(s)");
+                    anyhow::Ok(())
+                })
         }
         Command::HashPassword => {
             let mut line = String::new();

@@ -561,3 +561,52 @@ fn hostile_charts_are_refused() {
         .unwrap();
     assert_eq!(manifest.status(), 404, "nothing was stored");
 }
+
+#[test]
+fn chart_metadata_is_rebuilt_from_content() {
+    require_tool("helm");
+    let config = format!("{}helm:\n  refreshSeconds: 0\n", default_config());
+    let server = Server::start_with(super::BIN, &config, &[]);
+    let client = server.client();
+    let home = server.scratch("rebuild");
+    let archive = package("helm", &home, "rebuilt", "4.5.6", "Rebuilt from content");
+    assert_eq!(
+        upload(
+            &client,
+            &server,
+            "/api/team/charts",
+            read(&archive),
+            "application/gzip"
+        )
+        .0,
+        201
+    );
+    assert!(
+        client_get(&client, &server, "/index.yaml")
+            .text()
+            .unwrap()
+            .contains("rebuilt")
+    );
+
+    // The derived records are lost: the index is empty, the OCI content is still there.
+    std::fs::remove_dir_all(server.data_dir().join("chartmeta")).unwrap();
+    assert!(
+        !client_get(&client, &server, "/index.yaml")
+            .text()
+            .unwrap()
+            .contains("rebuilt")
+    );
+    let printed = run_ok(
+        std::process::Command::new(super::BIN)
+            .arg("reindex-charts")
+            .arg("--config")
+            .arg(server.scratch("config.yaml"))
+            .current_dir(server.dir.path()),
+    );
+    assert_eq!(printed.trim(), "recorded 1 chart version(s)");
+    let index = client_get(&client, &server, "/index.yaml").text().unwrap();
+    assert!(
+        index.contains("rebuilt") && index.contains("Rebuilt from content"),
+        "{index}"
+    );
+}

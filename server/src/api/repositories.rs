@@ -37,6 +37,11 @@ pub struct Repository {
     pub name: String,
     pub kind: RepositoryKind,
     pub tag_count: u64,
+    /// Bytes of the tagged manifests and the blobs they reference (each counted once; the
+    /// first 100 tags).
+    pub size: u64,
+    /// RFC 3339 time of the last tag write.
+    pub last_push: Option<String>,
 }
 
 /// A page of repositories.
@@ -174,6 +179,53 @@ async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Val
     serde_json::from_slice(&buf).ok()
 }
 
+/// Bytes of the tagged manifests and what they reference, each digest once.
+async fn repository_size(state: &AppState, repo: &RepoName, tags: &[String]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for tag in tags.iter().take(100).filter_map(|t| Tag::parse(t)) {
+        let Ok(manifest) = state
+            .registry
+            .get_manifest(repo, &Reference::Tag(tag))
+            .await
+        else {
+            continue;
+        };
+        if !seen.insert(manifest.link.digest.to_string()) {
+            continue;
+        }
+        total += manifest.link.size;
+        let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+        let referenced = doc["config"]
+            .as_object()
+            .into_iter()
+            .chain(
+                doc["layers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_object()),
+            )
+            .chain(
+                doc["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.as_object()),
+            );
+        for descriptor in referenced {
+            if let (Some(digest), Some(size)) = (
+                descriptor.get("digest").and_then(|d| d.as_str()),
+                descriptor.get("size").and_then(|s| s.as_u64()),
+            ) && seen.insert(digest.to_owned())
+            {
+                total += size;
+            }
+        }
+    }
+    total
+}
+
 /// Browsing and tag management.
 #[derive(Debug)]
 pub struct RepositoriesApi;
@@ -268,10 +320,20 @@ impl RepositoriesApi {
                 } else {
                     RepositoryKind::Empty
                 };
+                let size = repository_size(state, &repo, &tags).await;
+                let last_push = state
+                    .registry
+                    .last_tag_write(&repo)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
                 items.push(Repository {
                     name,
                     kind,
                     tag_count: tags.len() as u64,
+                    size,
+                    last_push,
                 });
                 if items.len() == per_page {
                     break;

@@ -410,6 +410,52 @@ impl Charts {
         &self.config
     }
 
+    /// Rebuilds every chart record from the content in storage (after `chartmeta/` was lost,
+    /// or limits changed): walks the catalog, reads each tagged Helm chart manifest. Answers how
+    /// many chart versions were recorded.
+    pub async fn rebuild(&self) -> Result<usize, RegistryError> {
+        let mut recorded = 0;
+        let mut last: Option<String> = None;
+        loop {
+            let page = self.registry.catalog(Some(200), last.as_deref()).await?;
+            for name in &page.items {
+                let Some(repo) = RepoName::parse(name) else {
+                    continue;
+                };
+                let tags = match self.registry.list_tags(&repo, None, None).await {
+                    Ok(tags) => tags.items,
+                    Err(_) => continue,
+                };
+                for tag in tags.iter().filter_map(|t| Tag::parse(t)) {
+                    let reference = crate::registry::Reference::Tag(tag.clone());
+                    let Ok(manifest) = self.registry.get_manifest(&repo, &reference).await else {
+                        continue;
+                    };
+                    match self.inspect_push(&repo, &manifest.bytes).await {
+                        Ok(Some(chart)) => {
+                            self.record_push(
+                                &repo,
+                                &manifest.link.digest,
+                                std::slice::from_ref(&tag),
+                                chart,
+                            )
+                            .await?;
+                            recorded += 1;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(repository = %repo, tag = %tag, error = %e.message, "skipping a chart")
+                        }
+                    }
+                }
+            }
+            match (page.more, page.items.last()) {
+                (true, Some(name)) => last = Some(name.clone()),
+                _ => return Ok(recorded),
+            }
+        }
+    }
+
     /// The entry of a chart version in a repository, if indexed.
     pub async fn find(&self, repo: &str, tag: &str) -> Option<Arc<IndexEntry>> {
         self.ensure_loaded().await;

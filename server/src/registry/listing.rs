@@ -100,6 +100,16 @@ impl Registry {
         Ok(page.items.iter().filter_map(|t| Tag::parse(t)).collect())
     }
 
+    /// When a tag of the repository was last written (the last push), if it has tags.
+    pub async fn last_tag_write(&self, repo: &RepoName) -> Result<Option<std::time::SystemTime>> {
+        let tags = self
+            .storage
+            .list_all(&layout::tags_prefix(repo))
+            .await
+            .map_err(storage("listing tags"))?;
+        Ok(tags.iter().filter_map(|m| m.last_modified).max())
+    }
+
     pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {
         self.storage
             .exists(&layout::catalog_entry(repo))

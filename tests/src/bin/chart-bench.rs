@@ -28,13 +28,18 @@ fn chart(name: &str, version: &str) -> Vec<u8> {
     for (path, content) in [
         (format!("{name}/Chart.yaml"), chart_yaml.into_bytes()),
         (format!("{name}/values.yaml"), b"replicaCount: 1\n".to_vec()),
-        (format!("{name}/templates/cm.yaml"), b"kind: ConfigMap\n".to_vec()),
+        (
+            format!("{name}/templates/cm.yaml"),
+            b"kind: ConfigMap\n".to_vec(),
+        ),
     ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, path, content.as_slice()).unwrap();
+        builder
+            .append_data(&mut header, path, content.as_slice())
+            .unwrap();
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&builder.into_inner().unwrap()).unwrap();
@@ -57,7 +62,8 @@ async fn main() {
     eprintln!("uploading {versions} chart versions ({charts} charts)");
     let started = Instant::now();
     let uploads = futures_util::stream::iter(0..versions).map(|i| {
-        let (http, url, user, password) = (http.clone(), url.clone(), user.clone(), password.clone());
+        let (http, url, user, password) =
+            (http.clone(), url.clone(), user.clone(), password.clone());
         async move {
             let name = format!("chart-{:04}", i % charts);
             let version = format!("1.{}.0", i / charts);
@@ -75,7 +81,9 @@ async fn main() {
     let upload_rate = versions as f64 / started.elapsed().as_secs_f64();
 
     let get = |path: &str, etag: Option<String>| {
-        let mut req = http.get(format!("{url}{path}")).basic_auth(&user, Some(&password));
+        let mut req = http
+            .get(format!("{url}{path}"))
+            .basic_auth(&user, Some(&password));
         if let Some(etag) = etag {
             req = req.header("if-none-match", etag);
         }
@@ -83,7 +91,10 @@ async fn main() {
             let started = Instant::now();
             let resp = req.send().await.expect("request");
             let status = resp.status().as_u16();
-            let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+            let etag = resp
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
             let body = resp.bytes().await.expect("body");
             (started.elapsed(), status, etag, body.len())
         }
@@ -109,7 +120,11 @@ async fn main() {
     let mut search = Vec::new();
     for q in ["chart-01", "bench", "chart-0499", "k3", "nothing-matches"] {
         for _ in 0..4 {
-            let (d, status, _, _) = get(&format!("/api/v1/charts?q={q}&latest=false&perPage=100"), None).await;
+            let (d, status, _, _) = get(
+                &format!("/api/v1/charts?q={q}&latest=false&perPage=100"),
+                None,
+            )
+            .await;
             assert_eq!(status, 200);
             search.push(ms(d));
         }
@@ -121,7 +136,18 @@ async fn main() {
     println!("| ChartMuseum uploads (8 concurrent) | {upload_rate:.0} versions/s |");
     println!("| index.yaml size | {:.1} MiB |", size as f64 / 1048576.0);
     println!("| index.yaml, first render | {:.1} ms |", ms(first));
-    println!("| index.yaml, repeated (median / p90) | {:.1} / {:.1} ms |", percentile(&warm, 0.5), percentile(&warm, 0.9));
-    println!("| index.yaml, If-None-Match → 304 (median) | {:.2} ms |", percentile(&conditional, 0.5));
-    println!("| search /api/v1/charts (median / p90) | {:.1} / {:.1} ms |", percentile(&search, 0.5), percentile(&search, 0.9));
+    println!(
+        "| index.yaml, repeated (median / p90) | {:.1} / {:.1} ms |",
+        percentile(&warm, 0.5),
+        percentile(&warm, 0.9)
+    );
+    println!(
+        "| index.yaml, If-None-Match → 304 (median) | {:.2} ms |",
+        percentile(&conditional, 0.5)
+    );
+    println!(
+        "| search /api/v1/charts (median / p90) | {:.1} / {:.1} ms |",
+        percentile(&search, 0.5),
+        percentile(&search, 0.9)
+    );
 }
