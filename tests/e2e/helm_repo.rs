@@ -84,6 +84,7 @@ fn classic_side(helm: &str, login_flag: &str) {
 
     // The top-level index: every chart; a namespace's index: its own.
     repo_add(helm, &home, "all", &server.url);
+    run_ok(helm_env(helm, &home).args(["repo", "update"]));
     let found = run_ok(helm_env(helm, &home).args(["search", "repo", "all/"]));
     assert!(
         found.contains("all/webapp") && found.contains("1.1.0") && found.contains("all/worker"),

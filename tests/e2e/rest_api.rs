@@ -242,6 +242,35 @@ fn repositories_tags_images_and_tag_management() {
         1
     );
 
+    // Search across charts and images, with a type filter.
+    let hits = |query: &str| -> Vec<(String, String)> {
+        get(&client, &server, &format!("/api/v1/search?{query}"))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["repository"].as_str().unwrap().to_owned(),
+                    h["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let both = vec![
+        ("apps/web".to_owned(), "image".to_owned()),
+        ("charts/chartrepo".to_owned(), "chart".to_owned()),
+    ];
+    assert_eq!(hits(""), both);
+    assert_eq!(hits("q=WEB"), both[..1]);
+    assert_eq!(hits("type=chart"), both[1..]);
+    assert_eq!(hits("type=image&q=apps"), both[..1]);
+    assert_eq!(
+        hits("q=kubernetes"),
+        both[1..],
+        "chart descriptions are searched"
+    );
+    assert!(hits("type=artifact").is_empty());
+
     let tags = get(&client, &server, "/api/v1/tags?repository=apps/web");
     assert_eq!(tags[0]["tag"], "v1");
     assert_eq!(

@@ -114,6 +114,7 @@ impl ChartsApi {
     /// Search charts
     ///
     /// Every filter is optional. Only charts the caller may pull are considered.
+    // Each argument is one documented query parameter of the operation.
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/charts", method = "get", operation_id = "searchCharts")]
     async fn search(

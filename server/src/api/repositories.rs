@@ -114,6 +114,32 @@ pub struct TagCopy {
     pub target: String,
 }
 
+/// One search result: a chart (its newest version) or a repository of images or artifacts.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub repository: String,
+    pub kind: RepositoryKind,
+    /// The chart name, or the repository's last path segment.
+    pub name: String,
+    /// For a chart: its newest version.
+    pub version: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A page of search results.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SearchPage {
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+    pub items: Vec<SearchHit>,
+}
+
+/// Most repositories a search walks.
+const SEARCH_SCAN_LIMIT: usize = 20_000;
+
 #[derive(Debug, ApiResponse)]
 pub enum Done {
     /// Done.
@@ -177,6 +203,39 @@ async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Val
         buf.extend_from_slice(&chunk.ok()?);
     }
     serde_json::from_slice(&buf).ok()
+}
+
+/// What a repository holds, judged by its chart index entries or its newest tag's manifest.
+async fn repository_kind(
+    state: &AppState,
+    repo: &RepoName,
+    tags: &[String],
+    is_chart: bool,
+) -> RepositoryKind {
+    if is_chart {
+        return RepositoryKind::Chart;
+    }
+    let Some(tag) = tags.last().and_then(|t| Tag::parse(t)) else {
+        return RepositoryKind::Empty;
+    };
+    let Ok(m) = state
+        .registry
+        .get_manifest(repo, &Reference::Tag(tag))
+        .await
+    else {
+        return RepositoryKind::Artifact;
+    };
+    let doc: Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
+    let config = doc["config"]["mediaType"].as_str().unwrap_or_default();
+    let image = m.link.media_type == OCI_INDEX
+        || m.link.media_type == DOCKER_LIST
+        || config == "application/vnd.oci.image.config.v1+json"
+        || config == "application/vnd.docker.container.image.v1+json";
+    if image {
+        RepositoryKind::Image
+    } else {
+        RepositoryKind::Artifact
+    }
 }
 
 /// Bytes of the tagged manifests and what they reference, each digest once.
@@ -294,32 +353,8 @@ impl RepositoriesApi {
                     .await
                     .map(|p| p.items)
                     .unwrap_or_default();
-                let kind = if charts.iter().any(|c| c.repository == name) {
-                    RepositoryKind::Chart
-                } else if let Some(tag) = tags.last().and_then(|t| Tag::parse(t)) {
-                    match state
-                        .registry
-                        .get_manifest(&repo, &Reference::Tag(tag))
-                        .await
-                    {
-                        Ok(m) => {
-                            let doc: Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
-                            let config = doc["config"]["mediaType"].as_str().unwrap_or_default();
-                            if m.link.media_type == OCI_INDEX
-                                || m.link.media_type == DOCKER_LIST
-                                || config == "application/vnd.oci.image.config.v1+json"
-                                || config == "application/vnd.docker.container.image.v1+json"
-                            {
-                                RepositoryKind::Image
-                            } else {
-                                RepositoryKind::Artifact
-                            }
-                        }
-                        Err(_) => RepositoryKind::Artifact,
-                    }
-                } else {
-                    RepositoryKind::Empty
-                };
+                let is_chart = charts.iter().any(|c| c.repository == name);
+                let kind = repository_kind(state, &repo, &tags, is_chart).await;
                 let size = repository_size(state, &repo, &tags).await;
                 let last_push = state
                     .registry
@@ -344,6 +379,129 @@ impl RepositoriesApi {
             .then(|| items.last().map(|r| r.name.clone()))
             .flatten();
         Ok(Json(RepositoryPage { items, next }))
+    }
+
+    /// Search charts and images
+    ///
+    /// Charts match on name, description and keywords; other repositories on their name.
+    /// Results are in repository order; only what the caller may pull.
+    // Each argument is one documented query parameter of the operation.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/search", method = "get", operation_id = "search")]
+    async fn search(
+        &self,
+        ApiUser(principal): ApiUser,
+        Data(state): Data<&Arc<AppState>>,
+        /// Free text (case-insensitive).
+        q: Query<Option<String>>,
+        /// Only this kind.
+        #[oai(name = "type")]
+        kind: Query<Option<RepositoryKind>>,
+        /// Only repositories under this prefix.
+        prefix: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(
+            name = "perPage",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        per_page: Query<Option<u32>>,
+    ) -> Result<Json<SearchPage>, ApiError> {
+        let caller = Caller::User(principal);
+        let needle = q.0.as_deref().map(str::to_lowercase);
+        let matches_text = |text: &str| {
+            needle
+                .as_deref()
+                .is_none_or(|n| text.to_lowercase().contains(n))
+        };
+        let in_prefix = |repo: &str| prefix.0.as_deref().is_none_or(|p| repo.starts_with(p));
+        let (_, charts) = state.charts.entries().await;
+        let mut newest: std::collections::BTreeMap<&str, &crate::charts::IndexEntry> =
+            Default::default();
+        for entry in charts.iter() {
+            let newer = newest.get(entry.repository.as_str()).is_none_or(|current| {
+                semver::Version::parse(&entry.metadata.version).ok()
+                    > semver::Version::parse(&current.metadata.version).ok()
+            });
+            if newer {
+                newest.insert(&entry.repository, entry);
+            }
+        }
+        let mut hits: Vec<SearchHit> = Vec::new();
+        if kind.0.is_none_or(|k| k == RepositoryKind::Chart) {
+            for (repo, e) in &newest {
+                let text_hit = matches_text(&e.metadata.name)
+                    || e.metadata.description.as_deref().is_some_and(&matches_text)
+                    || e.metadata.keywords.iter().any(|k| matches_text(k));
+                if text_hit && in_prefix(repo) && state.access.may_pull(&caller, repo) {
+                    hits.push(SearchHit {
+                        repository: (*repo).to_owned(),
+                        kind: RepositoryKind::Chart,
+                        name: e.metadata.name.clone(),
+                        version: Some(e.metadata.version.clone()),
+                        description: e.metadata.description.clone(),
+                    });
+                }
+            }
+        }
+        if kind.0.is_none_or(|k| k != RepositoryKind::Chart) {
+            let mut last: Option<String> = None;
+            let mut scanned = 0;
+            loop {
+                let page = state
+                    .registry
+                    .catalog(Some(1000), last.as_deref())
+                    .await
+                    .map_err(from_registry)?;
+                for name in &page.items {
+                    scanned += 1;
+                    if newest.contains_key(name.as_str())
+                        || !in_prefix(name)
+                        || !matches_text(name)
+                        || !state.access.may_pull(&caller, name)
+                    {
+                        continue;
+                    }
+                    let Some(repo) = RepoName::parse(name) else {
+                        continue;
+                    };
+                    let tags = state
+                        .registry
+                        .list_tags(&repo, None, None)
+                        .await
+                        .map(|p| p.items)
+                        .unwrap_or_default();
+                    let found = repository_kind(state, &repo, &tags, false).await;
+                    if kind.0.is_none_or(|k| k == found) {
+                        hits.push(SearchHit {
+                            repository: name.clone(),
+                            kind: found,
+                            name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+                            version: None,
+                            description: None,
+                        });
+                    }
+                }
+                match (page.more, page.items.last()) {
+                    (true, Some(name)) if scanned < SEARCH_SCAN_LIMIT => last = Some(name.clone()),
+                    _ => break,
+                }
+            }
+        }
+        hits.sort_by(|a, b| a.repository.cmp(&b.repository));
+        let per_page = per_page.0.unwrap_or(50);
+        let page = page.0.unwrap_or(1);
+        let total = hits.len() as u64;
+        let items = hits
+            .into_iter()
+            .skip(((page - 1) as usize).saturating_mul(per_page as usize))
+            .take(per_page as usize)
+            .collect();
+        Ok(Json(SearchPage {
+            total,
+            page,
+            per_page,
+            items,
+        }))
     }
 
     /// List tags
