@@ -337,3 +337,60 @@ fn brute_force_is_limited_per_address_and_per_user() {
         "no secret in the log"
     );
 }
+
+#[test]
+fn mounts_need_pull_rights_on_the_source_and_catalog_pages_skip_hidden_names() {
+    let server = Server::start_with(super::BIN, &config(""), &[]);
+    let client = server.client();
+    for repo in ["team-b/app", "team-a/app", "public/lib", "team-b/zz"] {
+        push_manifest(&client, &server, repo, "v1");
+    }
+    let digest = sha256(b"{}");
+    let mount = |user: &str, from: &str| {
+        request(
+            &client,
+            &server,
+            Method::POST,
+            &format!("/v2/team-a/mounted/blobs/uploads/?mount={digest}&from={from}"),
+            Some(user),
+        )
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+    };
+    assert_eq!(
+        mount("alice", "team-b/app"),
+        202,
+        "alice cannot read team-b: no mount, a plain session"
+    );
+    assert_eq!(mount("alice", "public/lib"), 201, "alice may read public/");
+    assert_eq!(mount("root", "team-b/app"), 201);
+
+    // bob sees public/lib and team-a/app; with n=1 every page has one name and the hidden
+    // team-b names never end the listing early.
+    let mut seen = Vec::new();
+    let mut path = "/v2/_catalog?n=1".to_owned();
+    for _ in 0..10 {
+        let resp = request(&client, &server, Method::GET, &path, Some("bob"))
+            .send()
+            .unwrap();
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body: serde_json::Value = resp.json().unwrap();
+        seen.extend(
+            body["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_owned()),
+        );
+        match link {
+            Some(link) => path = link[1..link.find('>').unwrap()].to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["public/lib", "team-a/app"]);
+}

@@ -235,6 +235,72 @@ fn api_tokens_with_helm_and_skopeo() {
         404
     );
 
+    // A token's scope narrows listings too (here an admin's token limited to ci/**).
+    let (_, root_token) = create_token(
+        &client,
+        &server,
+        "root",
+        json!({"name": "ro", "repositories": ["ci/**"], "actions": ["pull"]}),
+    );
+    let root_token = root_token["token"].as_str().unwrap().to_owned();
+    let catalog: Value = api(
+        &client,
+        &server,
+        reqwest::Method::GET,
+        "/v2/_catalog",
+        "root",
+        &root_token,
+    )
+    .send()
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(
+        catalog["repositories"],
+        json!(["ci/charts/chart", "ci/image"])
+    );
+    let outside = api(
+        &client,
+        &server,
+        reqwest::Method::GET,
+        "/v2/prod/x/tags/list",
+        "root",
+        &root_token,
+    )
+    .send()
+    .unwrap();
+    assert_eq!(outside.status(), 403);
+    let all_by_token = api(
+        &client,
+        &server,
+        reqwest::Method::GET,
+        "/api/v1/tokens?all=true",
+        "root",
+        &root_token,
+    )
+    .send()
+    .unwrap();
+    assert_eq!(
+        all_by_token.status(),
+        403,
+        "an admin's token is not an admin"
+    );
+    assert_eq!(
+        api(
+            &client,
+            &server,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            "root",
+            &root_token
+        )
+        .send()
+        .unwrap()
+        .status(),
+        404,
+        "a token revokes only itself"
+    );
+
     // Revoked: it stops working at once.
     assert_eq!(
         api(

@@ -400,6 +400,46 @@ fn chartmuseum_upload_then_oci_pull_and_provenance() {
         prov2
     );
 
+    // A chart tag overwritten with something that is not a chart leaves the index.
+    let (status, _) = push_oci(
+        &client,
+        &server,
+        "charts/signed",
+        &tgz(&[(
+            "signed/Chart.yaml",
+            b"apiVersion: v2\nname: signed\nversion: 1.0.0\n".to_vec(),
+        )]),
+    );
+    assert_eq!(status, 201);
+    let image_config = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}".to_vec();
+    let resp = client
+        .post(server.at(&format!(
+            "/v2/charts/signed/blobs/uploads/?digest={}",
+            sha256(&image_config)
+        )))
+        .basic_auth(USER, Some(PASSWORD))
+        .body(image_config.clone())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let image = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&image_config), "size": image_config.len()},
+        "layers": []});
+    let resp = client
+        .put(server.at("/v2/charts/signed/manifests/1.0.0"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(image.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(
+        !client_get(&client, &server, "/index.yaml")
+            .text()
+            .unwrap()
+            .contains("signed")
+    );
+
     // Delete: gone from the API, the index, and the OCI side.
     let deleted = client
         .delete(server.at("/api/charts/uploaded/2.0.0"))
@@ -553,6 +593,17 @@ fn hostile_charts_are_refused() {
             "{what}: {body}"
         );
     }
+    // A chart may not pose as another chart of its namespace.
+    let valid = tgz(&[("evil/Chart.yaml", chart_yaml.clone())]);
+    let (status, body) = push_oci(&client, &server, "hostile/other", &valid);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{body}"
+    );
     let index = client_get(&client, &server, "/index.yaml").text().unwrap();
     assert!(!index.contains("evil"), "{index}");
     let manifest = client

@@ -409,6 +409,15 @@ impl Storage for FsStorage {
 
     async fn abort_multipart(&self, _key: &Key, upload_id: &str) -> Result<(), StorageError> {
         let dir = self.multipart_dir(upload_id)?;
+        // Wait for a part being appended, and stop later ones, before removing the directory.
+        let lock_dir = dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            lock_dir
+                .exists()
+                .then(|| multipart::end_upload(&lock_dir))
+                .transpose()
+        })
+        .await;
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

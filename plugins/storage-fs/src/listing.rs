@@ -86,7 +86,12 @@ impl Walk<'_> {
             if is_dir {
                 self.subdir(&key)?;
             } else if key.starts_with(self.prefix) && self.after_start(&key) {
-                let meta = std::fs::metadata(self.root.join(&key))?;
+                let meta = match std::fs::metadata(self.root.join(&key)) {
+                    Ok(meta) => meta,
+                    // Deleted between read_dir and stat: it is simply not there any more.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
                 let key = Key::new(key).map_err(io::Error::other)?;
                 self.last = Some(key.to_string());
                 self.page.objects.push(crate::object_meta(key, &meta));

@@ -21,6 +21,8 @@ use crate::{FsStorage, TempFile, io_error, join_error, lock_exclusive};
 const DATA: &str = "data";
 const COMMITTED: &str = "committed";
 const LOCK: &str = "lock";
+/// Written (under the lock) when the upload is completed or aborted: later parts are refused.
+const ENDED: &str = "ended";
 
 /// Where a part's bytes are.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,12 +93,26 @@ impl FsStorage {
         // Held until this function returns: appends from other tasks or processes wait.
         let (lock, (next, committed)) = tokio::task::spawn_blocking(move || {
             let lock = lock_exclusive(&lock_path)?;
+            if dir_owned.join(ENDED).exists() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the multipart upload has ended",
+                ));
+            }
             let progress = read_committed(&dir_owned)?;
             Ok::<_, std::io::Error>((lock, progress))
         })
         .await
         .map_err(join_error)?
-        .map_err(|e| io_error(dir, e))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StorageError::NotFound {
+                    key: format!("multipart upload {}", dir.display()),
+                }
+            } else {
+                io_error(dir, e)
+            }
+        })?;
 
         if part_number != next {
             drop(lock);
@@ -203,6 +219,8 @@ impl FsStorage {
         let temp_path = temp.path.clone();
         let dir = dir.to_owned();
         let joined = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // A part still being written finishes (or fails) first; none can start afterwards.
+            let _lock = end_upload(&dir)?;
             if contiguous {
                 // The data file already holds the parts in order: trim and move it.
                 let data = dir.join(DATA);
@@ -259,6 +277,14 @@ fn copy_place(dir: &Path, place: &PartPlace, out: &mut std::fs::File) -> std::io
         }
     }
     out.flush()
+}
+
+/// Marks an upload ended under its append lock (waiting for a part being written), so that
+/// no part is written after; answers the held lock.
+pub(crate) fn end_upload(dir: &Path) -> std::io::Result<std::fs::File> {
+    let lock = lock_exclusive(&dir.join(LOCK))?;
+    std::fs::write(dir.join(ENDED), b"")?;
+    Ok(lock)
 }
 
 /// The directory of one multipart upload.

@@ -178,7 +178,10 @@ impl TokensApi {
         all: Query<Option<bool>>,
     ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
         let all = all.0.unwrap_or(false);
-        if all && !state.access.policy().is_admin(&principal.identity) {
+        if all
+            && (principal.api_token.is_some()
+                || !state.access.policy().is_admin(&principal.identity))
+        {
             return Err(ApiError::forbidden(
                 "only administrators may list every token",
             ));
@@ -209,9 +212,14 @@ impl TokensApi {
             .get(&id.0)
             .await
             .map_err(|e| ApiError::internal("reading a token", e))?;
-        let visible = record.as_ref().is_some_and(|r| {
-            r.owner == principal.identity.username
-                || state.access.policy().is_admin(&principal.identity)
+        // With an API token, only that token itself may be revoked; with a password, your
+        // own tokens, or anyone's for administrators.
+        let visible = record.as_ref().is_some_and(|r| match &principal.api_token {
+            Some(own) => own.id == r.id,
+            None => {
+                r.owner == principal.identity.username
+                    || state.access.policy().is_admin(&principal.identity)
+            }
         });
         if !visible {
             return Err(ApiError::not_found("no such token"));

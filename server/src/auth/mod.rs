@@ -266,10 +266,11 @@ impl Access {
         }
     }
 
-    /// Whether the caller may pull `repository` (for filtering listings).
+    /// Whether the caller may pull `repository` (for filtering listings): the same decision
+    /// as [`Access::authorize`], so API-token scopes and JWT grants narrow listings too.
     pub fn may_pull(&self, caller: &Caller, repository: &str) -> bool {
-        self.policy
-            .allows(caller.identity(), repository, Action::Pull)
+        self.authorize(caller, Some(repository), Action::Pull)
+            .is_ok()
     }
 
     /// The token service, when token authentication is enabled.

@@ -146,8 +146,7 @@ pub async fn classic(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respon
             };
             let Some(entry) = visible
                 .iter()
-                .filter(|e| e.namespace() == namespace && e.file_name() == chart_file)
-                .max_by(|a, b| a.created.cmp(&b.created))
+                .find(|e| e.namespace() == namespace && e.file_name() == chart_file)
             else {
                 return plain(StatusCode::NOT_FOUND, "chart not found");
             };

@@ -216,6 +216,15 @@ impl Charts {
             .await
             .map_err(|e| RegistryError::internal("reading a chart", e))?
             .map_err(|e| invalid_chart(format!("invalid Helm chart: {e}")))?;
+        // Helm's convention, relied on by the classic side: the repository's last segment is the
+        // chart name (a chart must not pose as another chart of the namespace).
+        let basename = repo.as_str().rsplit('/').next().unwrap_or_default();
+        if content.metadata.name != basename {
+            return Err(invalid_chart(format!(
+                "chart name {:?} does not match the repository name {basename:?}",
+                content.metadata.name
+            )));
+        }
         let provenance_digest = fields
             .layers
             .iter()
@@ -242,7 +251,12 @@ impl Charts {
         chart: PendingChart,
     ) -> Result<(), RegistryError> {
         let created = chart.created.clone().unwrap_or_else(now_rfc3339);
-        for tag in tags {
+        // Not while a refresh is replacing the index from an older listing.
+        let _refreshing = self.refresh_lock.lock().await;
+        // A chart version is the tag named after it (`+` as `_`); other tags of the same
+        // manifest (`latest`, retags) are not versions of their own.
+        let version_tag = chart.content.metadata.version.replace('+', "_");
+        for tag in tags.iter().filter(|t| t.as_str() == version_tag) {
             let record = ChartRecord {
                 repository: repo.to_string(),
                 tag: tag.to_string(),
@@ -287,6 +301,7 @@ impl Charts {
 
     async fn forget(&self, repo: &str, matches: impl Fn(&IndexEntry) -> bool) {
         self.ensure_loaded().await;
+        let _refreshing = self.refresh_lock.lock().await;
         let gone: Vec<String> = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
             state

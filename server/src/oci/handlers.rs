@@ -32,10 +32,7 @@ pub async fn dispatch(
         OciEndpoint::ApiVersion => Ok(json_response(StatusCode::OK, &serde_json::json!({}))),
         OciEndpoint::Catalog => {
             let (n, last) = query.pagination()?;
-            let mut page = registry.catalog(n, last).await?;
-            // Only what the caller may pull; nothing hints at the rest.
-            page.items
-                .retain(|name| state.access.may_pull(caller, name));
+            let page = visible_catalog(state, caller, n, last).await?;
             let body = serde_json::json!({ "repositories": page.items });
             Ok(paged(
                 json_response(StatusCode::OK, &body),
@@ -80,7 +77,9 @@ pub async fn dispatch(
                 .map_err(|e| deletes_disabled(e, "GET, HEAD"))?;
             Ok(status(StatusCode::ACCEPTED))
         }
-        OciEndpoint::StartUpload { name } => start_upload(state, req, body, &query, name).await,
+        OciEndpoint::StartUpload { name } => {
+            start_upload(state, caller, req, body, &query, name).await
+        }
         OciEndpoint::UploadStatus { name, id } => {
             let status = registry.upload_status(&name, &id).await?;
             Ok(upload_response(
@@ -230,11 +229,19 @@ async fn put_manifest(
             },
         )
         .await?;
-    if let Some(chart) = chart {
-        state
-            .charts
-            .record_push(&name, &outcome.digest, &outcome.tags, chart)
-            .await?;
+    match chart {
+        Some(chart) => {
+            state
+                .charts
+                .record_push(&name, &outcome.digest, &outcome.tags, chart)
+                .await?
+        }
+        // A tag that held a chart now holds something else.
+        None => {
+            for tag in &outcome.tags {
+                state.charts.tag_deleted(&name, tag).await;
+            }
+        }
     }
     let digest = outcome.digest.to_string();
     let mut resp = Response::builder()
@@ -313,6 +320,7 @@ fn blob_headers(status: StatusCode, digest: &Digest, len: u64) -> poem::Response
 
 async fn start_upload(
     state: &AppState,
+    caller: &Caller,
     req: &Request,
     body: Body,
     query: &Query,
@@ -322,7 +330,15 @@ async fn start_upload(
     if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
         let digest: Option<Digest> = mount.parse().ok();
         let from = RepoName::parse(from);
-        if let (Some(digest), Some(from)) = (digest, from)
+        // Mounting reads `from`: only for callers who may pull it (otherwise a normal upload,
+        // so the answer says nothing about what `from` holds).
+        let readable = from.as_ref().is_some_and(|f| {
+            state
+                .access
+                .authorize(caller, Some(f.as_str()), crate::auth::Action::Pull)
+                .is_ok()
+        });
+        if let (Some(digest), Some(from), true) = (digest, from, readable)
             && registry.mount_blob(&name, &digest, &from).await?
         {
             return Ok(blob_created(&name, &digest));
@@ -352,6 +368,48 @@ fn deletes_disabled(err: RegistryError, remaining: &'static str) -> RegistryErro
         err.with_allow(remaining)
     } else {
         err
+    }
+}
+
+/// A catalog page of only what the caller may pull: keeps reading storage pages until `n`
+/// visible names are found (a page of hidden names must not end the listing early).
+async fn visible_catalog(
+    state: &AppState,
+    caller: &Caller,
+    n: Option<usize>,
+    last: Option<&str>,
+) -> Result<Page> {
+    let mut items = Vec::new();
+    let mut cursor = last.map(str::to_owned);
+    loop {
+        let want = n.map(|n| n.saturating_sub(items.len()));
+        if want == Some(0) {
+            // Full: is anything visible left after the last name?
+            let probe = state.registry.catalog(Some(1), cursor.as_deref()).await?;
+            return Ok(Page {
+                items,
+                more: !probe.items.is_empty(),
+            });
+        }
+        let page = state
+            .registry
+            .catalog(want.map(|w| w.max(100)), cursor.as_deref())
+            .await?;
+        for name in &page.items {
+            cursor = Some(name.clone());
+            if state.access.may_pull(caller, name) {
+                items.push(name.clone());
+                if n.is_some_and(|n| items.len() == n) {
+                    break;
+                }
+            }
+        }
+        if !page.more && n.is_none_or(|n| items.len() < n) {
+            return Ok(Page { items, more: false });
+        }
+        if page.items.is_empty() {
+            return Ok(Page { items, more: false });
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +34,9 @@ pub(super) struct ManifestCache {
     ttl: Duration,
     bytes: Mutex<ByteCache>,
     links: Mutex<HashMap<(String, String), (ManifestLink, Instant)>>,
+    /// Bumped by every write; a reader only caches what it read if no write happened since
+    /// it started (else it might put back a link that was just replaced or deleted).
+    epoch: AtomicU64,
 }
 
 impl ManifestCache {
@@ -41,6 +45,7 @@ impl ManifestCache {
             ttl,
             bytes: Mutex::default(),
             links: Mutex::default(),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -81,7 +86,28 @@ impl ManifestCache {
             .map(|(link, _)| link.clone())
     }
 
+    /// The write epoch, to pass to [`ManifestCache::put_read_link`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches a link read from storage, unless a write happened since `epoch` was taken.
+    pub fn put_read_link(&self, epoch: u64, repo: &str, reference: &str, link: &ManifestLink) {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        drop(links);
+        self.insert_link(repo, reference, link);
+    }
+
+    /// Caches a link this process just wrote.
     pub fn put_link(&self, repo: &str, reference: &str, link: &ManifestLink) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.insert_link(repo, reference, link);
+    }
+
+    fn insert_link(&self, repo: &str, reference: &str, link: &ManifestLink) {
         if self.ttl.is_zero() {
             return;
         }
@@ -101,12 +127,14 @@ impl ManifestCache {
 
     /// Forgets one reference of a repository.
     pub fn forget_link(&self, repo: &str, reference: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links.remove(&(repo.to_owned(), reference.to_owned()));
     }
 
     /// Forgets every reference of a repository that points at `digest`.
     pub fn forget_digest(&self, repo: &str, digest: &Digest) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links.retain(|(r, _), (link, _)| !(r == repo && link.digest == *digest));
     }

@@ -147,7 +147,11 @@ impl Registry {
         self.cache
             .put_link(repo.as_str(), &digest.to_string(), &link);
         for tag in &tags {
-            self.write_link(&layout::tag(repo, tag), &link).await?;
+            if self.settings.is_immutable(tag) {
+                self.create_immutable_tag(repo, tag, &link).await?;
+            } else {
+                self.write_link(&layout::tag(repo, tag), &link).await?;
+            }
             self.cache.put_link(repo.as_str(), tag.as_str(), &link);
         }
         Ok(PutManifestOutcome {
@@ -175,6 +179,29 @@ impl Registry {
         });
         try_join_all(child_checks).await?;
         Ok(())
+    }
+
+    /// Writes an immutable tag create-only, so two racing first pushes cannot both win.
+    async fn create_immutable_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        link: &ManifestLink,
+    ) -> Result<()> {
+        let key = layout::tag(repo, tag);
+        let bytes = serde_json::to_vec(link).expect("link serializes");
+        match self
+            .storage
+            .put_bytes(&key, Bytes::from(bytes), PutMode::Create)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StorageError::AlreadyExists { .. }) => match self.read_link(&key).await? {
+                Some(current) if current.digest == link.digest => Ok(()),
+                _ => Err(immutable(tag)),
+            },
+            Err(e) => Err(storage("writing a tag")(e)),
+        }
     }
 
     async fn write_link(&self, key: &Key, link: &ManifestLink) -> Result<()> {
@@ -226,8 +253,10 @@ impl Registry {
         if let Some(link) = self.cache.link(repo.as_str(), &reference_str) {
             return Ok(link);
         }
+        let epoch = self.cache.epoch();
         let link = self.resolve_from_storage(repo, reference).await?;
-        self.cache.put_link(repo.as_str(), &reference_str, &link);
+        self.cache
+            .put_read_link(epoch, repo.as_str(), &reference_str, &link);
         Ok(link)
     }
 
@@ -292,6 +321,20 @@ impl Registry {
             Reference::Digest(digest) => {
                 self.resolve_from_storage(repo, reference).await?;
                 let manifest = self.get_manifest(repo, reference).await?;
+                let mut pointing = Vec::new();
+                for tag in self.all_tags(repo).await? {
+                    let key = layout::tag(repo, &tag);
+                    if self
+                        .read_link(&key)
+                        .await?
+                        .is_some_and(|l| l.digest == *digest)
+                    {
+                        if self.settings.is_immutable(&tag) {
+                            return Err(immutable(&tag));
+                        }
+                        pointing.push(key);
+                    }
+                }
                 if let Ok(doc) =
                     ManifestDoc::parse(&manifest.bytes, Some(&manifest.link.media_type))
                     && let Some(subject) = doc.subject
@@ -301,18 +344,11 @@ impl Registry {
                         .await
                         .map_err(storage("deleting a referrer entry"))?;
                 }
-                for tag in self.all_tags(repo).await? {
-                    let key = layout::tag(repo, &tag);
-                    if self
-                        .read_link(&key)
-                        .await?
-                        .is_some_and(|l| l.digest == *digest)
-                    {
-                        self.storage
-                            .delete(&key)
-                            .await
-                            .map_err(storage("deleting a tag"))?;
-                    }
+                for key in pointing {
+                    self.storage
+                        .delete(&key)
+                        .await
+                        .map_err(storage("deleting a tag"))?;
                 }
                 let deleted = self
                     .storage
