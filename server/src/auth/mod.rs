@@ -144,6 +144,24 @@ impl Access {
         })
     }
 
+    /// Identifies the caller of an HTTP request (its `Authorization` header, its peer address
+    /// for the login limits) and names the user in the request's access-log line.
+    pub async fn identify_request(&self, req: &poem::Request) -> Result<Caller, Denial> {
+        let authorization = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let caller = self.identify(authorization, client).await?;
+        if let (Some(user), Some(slot)) = (
+            caller.identity(),
+            req.extensions().get::<crate::logging::RequestUser>(),
+        ) {
+            slot.set(&user.username);
+        }
+        Ok(caller)
+    }
+
     /// Checks HTTP Basic credentials — a password, or an API token as the password — with the
     /// cache and the login limits.
     pub async fn basic(

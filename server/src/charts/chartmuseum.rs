@@ -95,12 +95,7 @@ pub async fn chartmuseum(req: &Request, body: Body, Data(state): Data<&Arc<AppSt
     let Some(op) = parse(rest) else {
         return error(StatusCode::NOT_FOUND, "not found");
     };
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let caller = match state.access.identify(authorization, client).await {
+    let caller = match state.access.identify_request(req).await {
         Ok(caller) => caller,
         Err(crate::auth::Denial::TooManyRequests(wait)) => {
             let mut resp = error(
@@ -113,12 +108,6 @@ pub async fn chartmuseum(req: &Request, body: Body, Data(state): Data<&Arc<AppSt
         }
         Err(_) => return unauthorized(),
     };
-    if let (Some(user), Some(slot)) = (
-        caller.identity(),
-        req.extensions().get::<crate::logging::RequestUser>(),
-    ) {
-        slot.set(&user.username);
-    }
     let method = req.method().clone();
     match (op, method) {
         (Op::Charts { ns }, Method::GET | Method::HEAD) => {

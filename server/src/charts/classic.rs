@@ -69,12 +69,7 @@ pub async fn classic(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respon
     if req.method() != poem::http::Method::GET && req.method() != poem::http::Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    let caller = match state.access.identify(authorization, client).await {
+    let caller = match state.access.identify_request(req).await {
         Ok(caller) => caller,
         Err(crate::auth::Denial::TooManyRequests(wait)) => {
             return Response::builder()
@@ -87,12 +82,6 @@ pub async fn classic(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respon
     if matches!(caller, Caller::Anonymous) && !state.access.policy().anonymous_may_pull_somewhere()
     {
         return unauthorized();
-    }
-    if let (Some(user), Some(slot)) = (
-        caller.identity(),
-        req.extensions().get::<crate::logging::RequestUser>(),
-    ) {
-        slot.set(&user.username);
     }
     let (generation, all) = state.charts.entries().await;
     let visible: Vec<Arc<IndexEntry>> = all

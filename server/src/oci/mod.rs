@@ -41,11 +41,6 @@ async fn serve(
     body: Body,
     path: &str,
 ) -> Result<Response, RegistryError> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
     let challenge = |scope: Option<String>| {
         let host = req.headers().get(header::HOST)?.to_str().ok()?;
         let scheme = req.scheme().as_str();
@@ -58,7 +53,7 @@ async fn serve(
     };
     let caller = state
         .access
-        .identify(authorization, client)
+        .identify_request(req)
         .await
         .map_err(|d| denied(d).with_challenge(challenge(None)))?;
     let endpoint = OciEndpoint::parse(req.method(), path)?;
@@ -70,12 +65,6 @@ async fn serve(
             endpoint.action(),
         )
         .map_err(|d| denied(d).with_challenge(challenge(scope_of(&endpoint))))?;
-    if let (Some(user), Some(slot)) = (
-        caller.identity(),
-        req.extensions().get::<crate::logging::RequestUser>(),
-    ) {
-        slot.set(&user.username);
-    }
     handlers::dispatch(state, req, body, endpoint, &caller).await
 }
 
