@@ -112,3 +112,41 @@ fn seed_sample_configuration_runs() {
         "with users configured, no initial admin is generated"
     );
 }
+
+/// The quickstart: no configuration file at all, storage under `./data`.
+#[test]
+fn embedded_default_configuration() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(super::BIN)
+        .current_dir(dir.path())
+        .env("OCI_STORAGE__SERVER__HOST", "127.0.0.1")
+        .env("OCI_STORAGE__SERVER__PORT", "0")
+        .env_remove("OCI_STORAGE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = lines.join("\n");
+    assert!(log.contains("config=embedded default"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "storage=fs:{}",
+            dir.path().join("data").canonicalize().unwrap().display()
+        )),
+        "{log}"
+    );
+    assert!(dir.path().join("data/system/initial-admin.json").exists());
+}
