@@ -359,8 +359,7 @@ pub struct AwsBackupConfig {
     pub region: String,
 }
 
-/// `proxy`: the pull-through cache of upstream registries (accepted now, implemented by the
-/// proxy feature).
+/// `proxy`: the pull-through cache of upstream registries.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ProxyConfig {
@@ -371,22 +370,69 @@ pub struct ProxyConfig {
 
 /// `proxy.cache`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ProxyCacheConfig {
     #[serde(rename = "maxSizeGB")]
     pub max_size_gb: f64,
+    /// Seconds a cached tag is served without asking upstream (a HEAD) again.
+    pub tag_ttl_seconds: u64,
+    /// Blob downloads from upstreams running at once.
+    pub max_concurrent_downloads: usize,
 }
 
 impl Default for ProxyCacheConfig {
     fn default() -> Self {
-        Self { max_size_gb: 10.0 }
+        Self {
+            max_size_gb: 10.0,
+            tag_ttl_seconds: 60,
+            max_concurrent_downloads: 3,
+        }
     }
 }
 
-/// One upstream registry of the proxy.
+/// One upstream registry of the proxy. `url` may be left out for the presets docker.io,
+/// ghcr.io, gcr.io, quay.io, nvcr.io and registry.k8s.io.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyRegistryConfig {
     pub name: String,
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Upstream plugin type (default `registry`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password or token; `passwordFile: PATH` reads it from a file.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redact_opt"
+    )]
+    pub password: Option<Secret>,
+}
+
+fn redact_opt<S: serde::Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_none(),
+    }
+}
+
+impl ProxyRegistryConfig {
+    /// The configured URL, or the preset's.
+    pub fn resolved_url(&self) -> Option<String> {
+        self.url.clone().or_else(|| {
+            let preset = match self.name.as_str() {
+                "docker.io" => "https://registry-1.docker.io",
+                "ghcr.io" => "https://ghcr.io",
+                "gcr.io" => "https://gcr.io",
+                "quay.io" => "https://quay.io",
+                "nvcr.io" => "https://nvcr.io",
+                "registry.k8s.io" => "https://registry.k8s.io",
+                _ => return None,
+            };
+            Some(preset.to_owned())
+        })
+    }
 }

@@ -21,6 +21,10 @@ fn seed_sample_loads() {
     assert_eq!(c.backup.gcp.as_ref().unwrap().project_id, "my-project");
     assert_eq!(c.proxy.cache.max_size_gb, 10.0);
     assert_eq!(c.proxy.registries.len(), 2);
+    assert_eq!(
+        c.proxy.registries[0].resolved_url().as_deref(),
+        Some("https://registry-1.docker.io")
+    );
     assert_eq!(c.storage.kind, "fs");
 }
 

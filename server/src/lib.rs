@@ -8,6 +8,7 @@ pub mod charts;
 mod health;
 pub mod logging;
 pub mod oci;
+pub mod proxy;
 pub mod registry;
 pub mod state;
 mod tls;
@@ -37,6 +38,7 @@ pub fn builtin_plugins() -> Plugins {
     let mut plugins = Plugins::default();
     plugins.register_storage("fs", oci_storage_storage_fs::factory);
     plugins.register_authenticator("htpasswd", oci_storage_auth_htpasswd::factory);
+    plugins.register_upstream("registry", oci_storage_upstream_registry::factory);
     plugins
 }
 
@@ -115,6 +117,46 @@ async fn build_authenticators(
     Ok(sources)
 }
 
+/// The pull-through proxy over the configured upstreams, when `proxy.enabled`.
+async fn build_proxy(
+    plugins: &Plugins,
+    loaded: &Loaded,
+    registry: &Registry,
+) -> anyhow::Result<Option<Arc<proxy::Proxy>>> {
+    let config = &loaded.config.proxy;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let ctx = PluginContext {
+        base_dir: loaded.base_dir.clone(),
+    };
+    let mut upstreams = std::collections::BTreeMap::new();
+    for upstream in &config.registries {
+        let url = upstream
+            .resolved_url()
+            .with_context(|| format!("proxy registry {} needs a url", upstream.name))?;
+        let settings = serde_json::json!({
+            "name": upstream.name,
+            "url": url,
+            "username": upstream.username,
+            "password": upstream.password.as_ref().map(|p| p.expose().to_owned()),
+        });
+        let kind = upstream.kind.as_deref().unwrap_or("registry");
+        let built = plugins
+            .build_upstream(kind, ctx.clone(), settings)
+            .await
+            .with_context(|| format!("building the upstream {}", upstream.name))?;
+        tracing::info!(upstream = %upstream.name, url = %url, "proxying");
+        upstreams.insert(upstream.name.clone(), built);
+    }
+    Ok(Some(Arc::new(proxy::Proxy::new(
+        upstreams,
+        registry.clone(),
+        Duration::from_secs(config.cache.tag_ttl_seconds),
+        config.cache.max_concurrent_downloads,
+    ))))
+}
+
 /// Mentions configured features that this version does not implement yet.
 fn report_pending_sections(loaded: &Loaded) {
     let c = &loaded.config;
@@ -123,10 +165,8 @@ fn report_pending_sections(loaded: &Loaded) {
             "backup: configuration accepted, but backups are not implemented in this version"
         );
     }
-    if c.proxy.enabled || !c.proxy.registries.is_empty() {
-        tracing::warn!(
-            "proxy: configuration accepted, but the pull-through cache is not implemented in this version"
-        );
+    if c.proxy.enabled {
+        tracing::warn!("proxy: cache size limits (maxSizeGB) are not enforced yet in this version");
     }
 }
 
@@ -171,6 +211,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         policy,
         LoginLimiter::new(&auth.login_limits),
     ));
+    let proxy = build_proxy(plugins, loaded, &registry).await?;
     let charts = Arc::new(charts::Charts::new(
         registry.clone(),
         loaded.config.helm.clone(),
@@ -179,6 +220,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         registry,
         access,
         charts,
+        proxy,
     }))
 }
 

@@ -11,4 +11,6 @@ pub struct AppState {
     pub registry: Registry,
     pub access: Arc<Access>,
     pub charts: Arc<Charts>,
+    /// The pull-through proxy, when enabled.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }

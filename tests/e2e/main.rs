@@ -10,6 +10,7 @@ mod identity;
 mod lifecycle;
 mod operations;
 mod protocol;
+mod proxy;
 mod rest_api;
 mod skopeo;
 mod tls;

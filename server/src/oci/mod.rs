@@ -4,6 +4,7 @@
 
 pub mod endpoint;
 mod handlers;
+mod proxied;
 pub mod range;
 pub mod response;
 
@@ -57,14 +58,34 @@ async fn serve(
         .await
         .map_err(|d| denied(d).with_challenge(challenge(None)))?;
     let endpoint = OciEndpoint::parse(req.method(), path)?;
+    // The pull-through proxy: `proxy/…` names, or any name with `?ns=<registry>`.
+    let ns = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "ns")
+            .map(|(_, v)| v.into_owned())
+    });
+    let proxied = state.proxy.as_ref().and_then(|proxy| {
+        let target = proxy.route(endpoint.repository()?, ns.as_deref())?;
+        Some((proxy, target))
+    });
+    let repository = match &proxied {
+        Some((_, target)) => Some(target.local.as_str()),
+        None => endpoint.repository().map(RepoName::as_str),
+    };
     state
         .access
-        .authorize(
-            &caller,
-            endpoint.repository().map(RepoName::as_str),
-            endpoint.action(),
-        )
+        .authorize(&caller, repository, endpoint.action())
         .map_err(|d| denied(d).with_challenge(challenge(scope_of(&endpoint))))?;
+    if let Some((proxy, target)) = proxied {
+        let mut resp = proxied::dispatch(state, proxy, &target, endpoint).await?;
+        if let Some(ns) = ns
+            .as_deref()
+            .and_then(|ns| poem::http::HeaderValue::from_str(ns).ok())
+        {
+            resp.headers_mut().insert("OCI-Namespace", ns);
+        }
+        return Ok(resp);
+    }
     handlers::dispatch(state, req, body, endpoint, &caller).await
 }
 

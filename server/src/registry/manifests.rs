@@ -181,6 +181,41 @@ impl Registry {
         Ok(())
     }
 
+    /// Stores a manifest fetched by the pull-through proxy: exact bytes, revision link and an
+    /// optional tag. Referenced blobs are not required (the proxy fetches them on demand).
+    pub async fn cache_manifest(
+        &self,
+        repo: &RepoName,
+        bytes: Bytes,
+        digest: &Digest,
+        media_type: &str,
+        tag: Option<&Tag>,
+    ) -> Result<ManifestLink> {
+        let link = ManifestLink {
+            digest: digest.clone(),
+            media_type: media_type.to_owned(),
+            size: bytes.len() as u64,
+        };
+        match self
+            .storage
+            .put_bytes(&layout::blob(digest), bytes, PutMode::Create)
+            .await
+        {
+            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(storage("caching a manifest")(e)),
+        }
+        self.write_link(&layout::manifest_link(repo, digest), &link)
+            .await?;
+        self.ensure_in_catalog(repo).await?;
+        self.cache
+            .put_link(repo.as_str(), &digest.to_string(), &link);
+        if let Some(tag) = tag {
+            self.write_link(&layout::tag(repo, tag), &link).await?;
+            self.cache.put_link(repo.as_str(), tag.as_str(), &link);
+        }
+        Ok(link)
+    }
+
     /// Writes an immutable tag create-only, so two racing first pushes cannot both win.
     async fn create_immutable_tag(
         &self,

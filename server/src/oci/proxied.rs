@@ -1,0 +1,74 @@
+//! `/v2` requests that the pull-through proxy answers (see `crate::proxy`): reads only; the
+//! proxy namespace refuses pushes and deletes.
+
+use std::sync::Arc;
+
+use poem::http::{StatusCode, header};
+use poem::{Body, Response};
+
+use super::endpoint::OciEndpoint;
+use super::response::DOCKER_CONTENT_DIGEST;
+use crate::proxy::{BlobAnswer, Proxy, Target};
+use crate::registry::{ErrorCode, RegistryError};
+use crate::state::AppState;
+
+pub async fn dispatch(
+    state: &AppState,
+    proxy: &Arc<Proxy>,
+    target: &Target,
+    endpoint: OciEndpoint,
+) -> Result<Response, RegistryError> {
+    match endpoint {
+        OciEndpoint::GetManifest {
+            reference, head, ..
+        } => {
+            let manifest = proxy.manifest(target, &reference).await?;
+            let digest = manifest.link.digest.to_string();
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from_bytes(manifest.bytes)
+            };
+            let mut resp = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, manifest.link.media_type.as_str())
+                .header(DOCKER_CONTENT_DIGEST, digest.as_str())
+                .header(header::ETAG, format!("\"{digest}\""))
+                .body(body);
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, manifest.link.size.into());
+            Ok(resp)
+        }
+        OciEndpoint::GetBlob { digest, head, .. } => {
+            let (size, body) = match proxy.blob(target, &digest, head).await? {
+                BlobAnswer::Cached(read) => {
+                    (Some(read.meta.size), Body::from_bytes_stream(read.body))
+                }
+                BlobAnswer::Streaming { size, body } => (size, Body::from_bytes_stream(body)),
+            };
+            let mut resp = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+                .body(if head { Body::empty() } else { body });
+            if let Some(size) = size {
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, size.into());
+            }
+            Ok(resp)
+        }
+        OciEndpoint::ListTags { .. } => {
+            let page = state.registry.list_tags(&target.local, None, None).await?;
+            let body = serde_json::json!({ "name": target.local.as_str(), "tags": page.items });
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .content_type("application/json")
+                .body(body.to_string()))
+        }
+        _ => Err(
+            RegistryError::new(ErrorCode::Unsupported, "the proxy namespace is read-only")
+                .with_status(405)
+                .with_allow("GET, HEAD"),
+        ),
+    }
+}

@@ -1,0 +1,181 @@
+//! Blob misses: one upstream download per digest, streamed to the client while it is written
+//! to the cache through the registry's verified write (digest and size checked before the
+//! cached copy is visible).
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use oci_storage_core::digest::{Expectation, hashing_stream};
+use oci_storage_core::{ByteStream, Digest, GetResult};
+use tokio::sync::mpsc;
+
+use super::{Proxy, Target, upstream_error};
+use crate::registry::RegistryError;
+
+/// A blob as the proxy answers it.
+pub enum BlobAnswer {
+    /// From the cache.
+    Cached(GetResult),
+    /// Streaming from upstream while it is cached.
+    Streaming { size: Option<u64>, body: ByteStream },
+}
+
+impl std::fmt::Debug for BlobAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cached(read) => f.debug_tuple("Cached").field(read).finish(),
+            Self::Streaming { size, .. } => f
+                .debug_struct("Streaming")
+                .field("size", size)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A receiver as a byte stream.
+fn channel_stream(rx: mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+fn copy_error(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+impl Proxy {
+    /// A blob through the cache. With `head`, a miss is fetched completely before answering.
+    pub async fn blob(
+        self: &Arc<Self>,
+        target: &Target,
+        digest: &Digest,
+        head: bool,
+    ) -> Result<BlobAnswer, RegistryError> {
+        for _ in 0..3 {
+            if let Ok(cached) = self.registry.get_blob(&target.local, digest, None).await {
+                return Ok(BlobAnswer::Cached(cached));
+            }
+            let Some(notify) = self.wait_or_claim(digest).await else {
+                continue; // another request fetched it: read the cache
+            };
+            let streaming = self.start_fetch(target, digest, notify).await?;
+            if !head {
+                return Ok(streaming);
+            }
+            if let BlobAnswer::Streaming { mut body, .. } = streaming {
+                while let Some(chunk) = body.next().await {
+                    chunk.map_err(|e| RegistryError::internal("fetching a blob", e))?;
+                }
+            }
+            // Wait for the cache write to finish, then answer from it.
+            let _ = self
+                .wait_or_claim(digest)
+                .await
+                .map(|n| self.fetch_done(digest, &n));
+        }
+        let cached = self.registry.get_blob(&target.local, digest, None).await?;
+        Ok(BlobAnswer::Cached(cached))
+    }
+
+    /// Starts the one download of a missing blob: a task reads upstream, verifies, feeds the
+    /// cache write and the client. The client leaving does not stop the cache fill.
+    async fn start_fetch(
+        self: &Arc<Self>,
+        target: &Target,
+        digest: &Digest,
+        notify: Arc<tokio::sync::Notify>,
+    ) -> Result<BlobAnswer, RegistryError> {
+        // At most `maxConcurrentDownloads` at once; held by the download task until it ends.
+        let permit = match Arc::clone(&self.downloads).acquire_owned().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                self.fetch_done(digest, &notify);
+                return Err(RegistryError::internal("waiting for a download slot", e));
+            }
+        };
+        let upstream = self.upstream(target);
+        let blob = match upstream.get_blob(&target.upstream_repo, digest, None).await {
+            Ok(blob) => blob,
+            Err(e) => {
+                self.fetch_done(digest, &notify);
+                return Err(upstream_error(e, "blob"));
+            }
+        };
+        let size = blob.size;
+        let (verified, _) = hashing_stream(
+            blob.body,
+            digest.algorithm().hasher(),
+            0,
+            Expectation {
+                digest: Some(digest.clone()),
+                size,
+                max_size: None,
+            },
+        );
+        let (client_tx, client_rx) = mpsc::channel(8);
+        let (store_tx, store_rx) = mpsc::channel(8);
+        let proxy = Arc::clone(self);
+        let local = target.local.clone();
+        let digest = digest.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let registry = proxy.registry.clone();
+            let store = {
+                let (local, digest) = (local.clone(), digest.clone());
+                tokio::spawn(async move {
+                    registry
+                        .upload_monolithic(&local, &digest, channel_stream(store_rx), size)
+                        .await
+                })
+            };
+            // The client gets each chunk one step late: the last one is released only once the
+            // digest is verified, so a wrong blob never reaches the client complete.
+            let mut verified = verified;
+            let mut client_open = true;
+            let mut held: Option<bytes::Bytes> = None;
+            loop {
+                let next = verified.next().await;
+                let (to_store, release) = match next {
+                    Some(Ok(bytes)) => (Some(Ok(bytes.clone())), held.replace(bytes).map(Ok)),
+                    Some(Err(e)) => {
+                        held = None;
+                        let for_client = Err(copy_error(&e));
+                        (Some(Err(e)), Some(for_client))
+                    }
+                    None => (None, held.take().map(Ok)),
+                };
+                let stop = !matches!(to_store, Some(Ok(_)));
+                if let Some(item) = to_store
+                    && store_tx.send(item).await.is_err()
+                {
+                    break;
+                }
+                if let Some(item) = release
+                    && client_open
+                    && client_tx.send(item).await.is_err()
+                {
+                    client_open = false; // the client left; keep filling the cache
+                }
+                if stop {
+                    break;
+                }
+            }
+            drop(store_tx);
+            drop(client_tx);
+            match store.await {
+                Ok(Ok(())) => {
+                    tracing::info!(repository = %local, digest = %digest, "cached a blob from upstream")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(repository = %local, digest = %digest, error = %e.message, "upstream blob not cached")
+                }
+                Err(e) => tracing::warn!(error = %e, "blob cache task failed"),
+            }
+            proxy.fetch_done(&digest, &notify);
+        });
+        Ok(BlobAnswer::Streaming {
+            size,
+            body: channel_stream(client_rx),
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The pull-through proxy/cache: requests for `proxy/<registry>/<repo>` (or short names, or
+//! `?ns=<registry>` from containerd mirrors) are served from the local cache repository
+//! `proxy/<registry>/<repo>` and filled from the configured upstream on a miss. Only
+//! configured upstreams are ever contacted.
+//!
+//! - Tags are trusted for `proxy.cache.tagTtlSeconds`, then revalidated with a HEAD; when the
+//!   upstream is unreachable or refuses (429, 5xx), the cached tag is served.
+//! - Digests are immutable: a cached manifest or blob is never revalidated.
+//! - A blob miss streams to the client while it is written to the cache, verified against its
+//!   digest before the cached copy becomes visible (a mismatch is never cached and fails the
+//!   client's transfer). Concurrent misses of one blob cause one upstream fetch: the others wait
+//!   for it and read the cached copy.
+
+mod fill;
+
+pub use fill::BlobAnswer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oci_storage_core::{Digest, Upstream, UpstreamError};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::registry::{
+    ErrorCode, ManifestLink, Reference, Registry, RegistryError, RepoName, StoredManifest, Tag,
+};
+
+/// Where a proxied request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The upstream's configured name, e.g. `docker.io`.
+    pub registry: String,
+    /// The repository name upstream, e.g. `library/nginx`.
+    pub upstream_repo: String,
+    /// The local cache repository, `proxy/<registry>/<upstream repo>`.
+    pub local: RepoName,
+}
+
+/// The manifest types the proxy asks upstreams for.
+pub const ACCEPT: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    upstreams: BTreeMap<String, Arc<dyn Upstream>>,
+    registry: Registry,
+    tag_ttl: Duration,
+    /// When each cached tag was last confirmed upstream.
+    validated: Mutex<HashMap<(String, String), Instant>>,
+    downloads: Arc<Semaphore>,
+    /// Blob fetches under way, by digest: late requests wait for them.
+    inflight: Mutex<HashMap<Digest, Arc<Notify>>>,
+}
+
+fn upstream_error(e: UpstreamError, what: &str) -> RegistryError {
+    match e {
+        UpstreamError::NotFound => RegistryError::new(
+            if what == "blob" {
+                ErrorCode::BlobUnknown
+            } else {
+                ErrorCode::ManifestUnknown
+            },
+            format!("{what} unknown upstream"),
+        ),
+        UpstreamError::Denied => {
+            RegistryError::new(ErrorCode::Denied, "the upstream registry refused access")
+        }
+        UpstreamError::TooManyRequests { retry_after_secs } => RegistryError::new(
+            ErrorCode::TooManyRequests,
+            "the upstream registry is rate limiting",
+        )
+        .with_retry_after(retry_after_secs.unwrap_or(30)),
+        UpstreamError::Unavailable(m) | UpstreamError::Invalid(m) => {
+            tracing::warn!(error = %m, "upstream failure");
+            RegistryError::new(ErrorCode::Unknown, "the upstream registry is unavailable")
+                .with_status(502)
+        }
+        other => RegistryError::new(ErrorCode::Unknown, other.to_string()).with_status(502),
+    }
+}
+
+impl Proxy {
+    pub fn new(
+        upstreams: BTreeMap<String, Arc<dyn Upstream>>,
+        registry: Registry,
+        tag_ttl: Duration,
+        max_downloads: usize,
+    ) -> Self {
+        Self {
+            upstreams,
+            registry,
+            tag_ttl,
+            validated: Mutex::default(),
+            downloads: Arc::new(Semaphore::new(max_downloads.max(1))),
+            inflight: Mutex::default(),
+        }
+    }
+
+    /// Maps a request to an upstream: `proxy/<registry>/<repo>`, `proxy/<short name>` (Docker
+    /// Hub, `library/` added to one-component names), or `<repo>` with `?ns=<registry>`.
+    pub fn route(&self, repo: &RepoName, ns: Option<&str>) -> Option<Target> {
+        let (registry, upstream_repo) = match (ns, repo.as_str().strip_prefix("proxy/")) {
+            (Some(ns), _) => (ns.to_owned(), repo.as_str().to_owned()),
+            (None, Some(rest)) => match rest.split_once('/') {
+                Some((first, path)) if self.upstreams.contains_key(first) => {
+                    (first.to_owned(), path.to_owned())
+                }
+                _ => ("docker.io".to_owned(), rest.to_owned()),
+            },
+            (None, None) => return None,
+        };
+        self.upstreams.get(&registry)?;
+        let upstream_repo = if registry == "docker.io" && !upstream_repo.contains('/') {
+            format!("library/{upstream_repo}")
+        } else {
+            upstream_repo
+        };
+        let local = RepoName::parse(&format!("proxy/{registry}/{upstream_repo}"))?;
+        Some(Target {
+            registry,
+            upstream_repo,
+            local,
+        })
+    }
+
+    fn upstream(&self, target: &Target) -> &Arc<dyn Upstream> {
+        &self.upstreams[&target.registry]
+    }
+
+    /// A manifest (or just its link, for HEAD) through the cache.
+    pub async fn manifest(
+        &self,
+        target: &Target,
+        reference: &Reference,
+    ) -> Result<StoredManifest, RegistryError> {
+        let accept: Vec<String> = ACCEPT.iter().map(|s| (*s).to_owned()).collect();
+        let upstream = self.upstream(target);
+        match reference {
+            Reference::Digest(digest) => {
+                if let Ok(cached) = self.registry.get_manifest(&target.local, reference).await {
+                    return Ok(cached);
+                }
+                let fetched = upstream
+                    .get_manifest(&target.upstream_repo, &digest.to_string(), &accept)
+                    .await
+                    .map_err(|e| upstream_error(e, "manifest"))?;
+                self.store(target, fetched, None).await
+            }
+            Reference::Tag(tag) => {
+                let cached = self
+                    .registry
+                    .resolve_manifest(&target.local, reference)
+                    .await
+                    .ok();
+                let key = (target.local.to_string(), tag.to_string());
+                let fresh = self
+                    .validated
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .is_some_and(|at| at.elapsed() < self.tag_ttl);
+                if let (Some(_), true) = (&cached, fresh) {
+                    return self.registry.get_manifest(&target.local, reference).await;
+                }
+                // Revalidate with a HEAD (not counted as a pull by Docker Hub).
+                let current = match upstream
+                    .head_manifest(&target.upstream_repo, tag.as_str(), &accept)
+                    .await
+                {
+                    Ok(current) => current,
+                    Err(e) => {
+                        return match (cached, e) {
+                            (_, UpstreamError::NotFound) => {
+                                Err(upstream_error(UpstreamError::NotFound, "manifest"))
+                            }
+                            (Some(_), e) => {
+                                tracing::info!(error = %e, repository = %target.local, tag = %tag, "upstream unavailable: serving the cached tag");
+                                self.registry.get_manifest(&target.local, reference).await
+                            }
+                            (None, e) => Err(upstream_error(e, "manifest")),
+                        };
+                    }
+                };
+                self.validated
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, Instant::now());
+                let digest_ref = Reference::Digest(current.digest.clone());
+                if let Ok(have) = self.registry.get_manifest(&target.local, &digest_ref).await {
+                    if cached
+                        .as_ref()
+                        .is_none_or(|c: &ManifestLink| c.digest != current.digest)
+                    {
+                        self.registry
+                            .cache_manifest(
+                                &target.local,
+                                have.bytes.clone(),
+                                &current.digest,
+                                &have.link.media_type,
+                                Some(tag),
+                            )
+                            .await?;
+                    }
+                    return Ok(have);
+                }
+                let fetched = upstream
+                    .get_manifest(&target.upstream_repo, &current.digest.to_string(), &accept)
+                    .await
+                    .map_err(|e| upstream_error(e, "manifest"))?;
+                self.store(target, fetched, Some(tag)).await
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        target: &Target,
+        fetched: oci_storage_core::UpstreamManifest,
+        tag: Option<&Tag>,
+    ) -> Result<StoredManifest, RegistryError> {
+        let link = self
+            .registry
+            .cache_manifest(
+                &target.local,
+                fetched.bytes.clone(),
+                &fetched.digest,
+                &fetched.media_type,
+                tag,
+            )
+            .await?;
+        Ok(StoredManifest {
+            link,
+            bytes: fetched.bytes,
+        })
+    }
+
+    /// Waits while another request fetches this blob, or registers this one as the fetcher.
+    /// Answers `Some(notify)` when the caller is now the fetcher (it must call
+    /// [`Proxy::fetch_done`]), `None` after having waited for another fetch.
+    async fn wait_or_claim(&self, digest: &Digest) -> Option<Arc<Notify>> {
+        let notified = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match inflight.get(digest) {
+                // Created under the lock: a notification sent after it is unlocked is not missed.
+                Some(notify) => Arc::clone(notify).notified_owned(),
+                None => {
+                    let notify = Arc::new(Notify::new());
+                    inflight.insert(digest.clone(), Arc::clone(&notify));
+                    return Some(notify);
+                }
+            }
+        };
+        notified.await;
+        None
+    }
+
+    /// Ends a fetch: late requests waiting for it go and read the cache.
+    fn fetch_done(&self, digest: &Digest, notify: &Notify) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+        notify.notify_waiters();
+    }
+}

@@ -1,0 +1,240 @@
+//! The pull-through proxy against a real upstream (CNCF Distribution on loopback, mapped to
+//! the name docker.io): skopeo pulls through the path prefix, short names and `?ns=`; the
+//! cache serves when the upstream is gone; the proxy namespace is read-only; concurrent cold
+//! pulls of one blob cause one upstream fetch.
+
+use std::process::Command;
+
+use oci_storage_tests::{
+    Distribution, PASSWORD, Server, USER, default_config, layout, read, require_tool, run, run_ok,
+    sha256,
+};
+
+fn skopeo(auth: &std::path::Path) -> Command {
+    let mut cmd = Command::new("skopeo");
+    cmd.env("REGISTRY_AUTH_FILE", auth);
+    cmd
+}
+
+fn proxy_config(upstream: &Distribution) -> String {
+    format!(
+        "{}proxy:\n  enabled: true\n  cache:\n    tagTtlSeconds: 0\n  registries:\n    - name: docker.io\n      url: http://{}\n",
+        default_config(),
+        upstream.host
+    )
+}
+
+/// Blob GETs the upstream served for `digest` (its access log has one line per request).
+fn upstream_fetches(upstream: &Distribution, digest: &str) -> usize {
+    upstream
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("GET /v2/library/app/blobs/{digest}")))
+        .count()
+}
+
+#[test]
+fn pulls_through_the_proxy_and_serves_from_cache() {
+    require_tool("skopeo");
+    let mut upstream = Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("layout");
+    let image = layout::single_image(&src, "v1", &[4096, 300_000]);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/library/app:v1", upstream.host),
+    ]));
+
+    let server = Server::start_with(super::BIN, &proxy_config(&upstream), &[]);
+    let creds = format!("{USER}:{PASSWORD}");
+    let pull = |reference: &str, into: &str| {
+        let dest = work.path().join(into);
+        let out = run(skopeo(&auth).args([
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &creds,
+            &format!("docker://{}/{reference}", server.host),
+            &format!("oci:{}:v1", dest.display()),
+        ]));
+        (
+            out.status.success(),
+            dest,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // 1. Path prefix: the image arrives intact.
+    let (ok, dest, err) = pull("proxy/docker.io/library/app:v1", "first");
+    assert!(ok, "{err}");
+    for blob in image.layers.iter().chain([&image.config, &image.manifest]) {
+        assert_eq!(
+            read(
+                &dest
+                    .join("blobs/sha256")
+                    .join(&blob.digest["sha256:".len()..])
+            ),
+            blob.bytes
+        );
+    }
+    let layer = &image.layers[1].digest;
+    assert_eq!(upstream_fetches(&upstream, layer), 1);
+
+    // 2. Short name (Docker Hub's library/ added) is the same cache: no new blob fetch.
+    let (ok, _, err) = pull("proxy/app:v1", "short");
+    assert!(ok, "{err}");
+    assert_eq!(
+        upstream_fetches(&upstream, layer),
+        1,
+        "the blob came from the cache"
+    );
+
+    // 3. containerd mirror mode: ?ns= answers with OCI-Namespace.
+    let resp = server
+        .client()
+        .get(server.at("/v2/library/app/manifests/v1?ns=docker.io"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["oci-namespace"], "docker.io");
+    assert_eq!(sha256(&resp.bytes().unwrap()), image.manifest.digest);
+
+    // 4. The proxy namespace is read-only; hosted repositories keep working beside it.
+    let push = server
+        .client()
+        .post(server.at("/v2/proxy/docker.io/library/app/blobs/uploads/"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(push.status(), 405);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/hosted/app:v1", server.host),
+    ]));
+
+    // 5. Upstream gone: the cached tag is still served.
+    upstream.stop();
+    let (ok, _, err) = pull("proxy/docker.io/library/app:v1", "offline");
+    assert!(ok, "cached content survives the upstream: {err}");
+    let (ok, _, _) = pull("proxy/docker.io/library/other:v1", "missing");
+    assert!(!ok, "nothing cached, no upstream: an error");
+}
+
+#[test]
+fn concurrent_cold_pulls_fetch_once() {
+    require_tool("skopeo");
+    let upstream = Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("layout");
+    let image = layout::single_image(&src, "v1", &[8 * 1024 * 1024]);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/library/app:v1", upstream.host),
+    ]));
+    let server = Server::start_with(super::BIN, &proxy_config(&upstream), &[]);
+    let layer = image.layers[0].clone();
+    let url = server.at(&format!(
+        "/v2/proxy/docker.io/library/app/blobs/{}",
+        layer.digest
+    ));
+    let pulls: Vec<_> = (0..16)
+        .map(|_| {
+            let url = url.clone();
+            let client = server.client();
+            std::thread::spawn(move || {
+                let resp = client
+                    .get(url)
+                    .basic_auth(USER, Some(PASSWORD))
+                    .send()
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().unwrap().to_vec()
+            })
+        })
+        .collect();
+    for pull in pulls {
+        assert_eq!(sha256(&pull.join().unwrap()), layer.digest);
+    }
+    assert_eq!(
+        upstream_fetches(&upstream, &layer.digest),
+        1,
+        "16 clients, one upstream fetch"
+    );
+}
+
+#[test]
+fn a_corrupt_upstream_blob_is_never_cached() {
+    require_tool("skopeo");
+    let upstream = Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("layout");
+    let image = layout::single_image(&src, "v1", &[200_000]);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/library/app:v1", upstream.host),
+    ]));
+    // Flip bytes of the layer in the upstream's own storage: it serves them unverified.
+    let layer = &image.layers[0];
+    let hex = &layer.digest["sha256:".len()..];
+    let data = upstream.dir.path().join(format!(
+        "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = read(&data);
+    bytes[1000] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+
+    let server = Server::start_with(super::BIN, &proxy_config(&upstream), &[]);
+    let url = server.at(&format!(
+        "/v2/proxy/docker.io/library/app/blobs/{}",
+        layer.digest
+    ));
+    assert!(
+        result_is_failure(&server, &url),
+        "the transfer fails rather than delivering wrong bytes"
+    );
+    assert!(
+        result_is_failure(&server, &url),
+        "and again: nothing wrong was cached"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !server
+            .data_dir()
+            .join(format!("blobs/sha256/{hex}"))
+            .exists(),
+        "nothing was cached"
+    );
+}
+
+/// Whether a GET of `url` fails (error status or a broken transfer).
+fn result_is_failure(server: &Server, url: &str) -> bool {
+    match server
+        .client()
+        .get(url)
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+    {
+        Err(_) => true,
+        Ok(resp) if !resp.status().is_success() => true,
+        Ok(resp) => resp.bytes().is_err(),
+    }
+}
