@@ -238,3 +238,96 @@ fn result_is_failure(server: &Server, url: &str) -> bool {
         Ok(resp) => resp.bytes().is_err(),
     }
 }
+
+/// An upstream with Docker-style token auth (another oci-storage with its token service):
+/// anonymous tokens for public content, configured credentials for private content; and a
+/// tag moved upstream is picked up.
+#[test]
+fn token_auth_upstream_and_moved_tags() {
+    require_tool("skopeo");
+    let upstream_pw = "Upstream-Passw0rd-51";
+    let upstream_config = format!(
+        "storage: {{type: fs, fs: {{path: data}}}}\nauth:\n  users: [{{username: up, password: {upstream_pw}}}]\n  token: {{enabled: true}}\n  rules:\n    - {{repositories: ['public/**'], actions: [pull], anonymous: true}}\n    - {{repositories: ['**'], actions: [pull, push], users: [up]}}\n"
+    );
+    let upstream = Server::start_with(super::BIN, &upstream_config, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let up_creds = format!("up:{upstream_pw}");
+    let push = |layout_dir: &std::path::Path, reference: &str| {
+        run_ok(skopeo(&auth).args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &up_creds,
+            &format!("oci:{}:v1", layout_dir.display()),
+            &format!("docker://{}/{reference}", upstream.host),
+        ]));
+    };
+    let first = work.path().join("first");
+    let image = layout::single_image(&first, "v1", &[1000, 2000]);
+    push(&first, "public/tool:v1");
+    push(&first, "private/tool:v1");
+
+    let proxy_yaml = format!(
+        "{}proxy:\n  enabled: true\n  cache:\n    tagTtlSeconds: 0\n  registries:\n    - name: ghcr.io\n      url: {}\n    - name: quay.io\n      url: {}\n      username: up\n      password: {upstream_pw}\n",
+        default_config(),
+        upstream.url,
+        upstream.url
+    );
+    let server = Server::start_with(super::BIN, &proxy_yaml, &[]);
+    let manifest_digest = |path: &str| {
+        let resp = server
+            .client()
+            .get(server.at(path))
+            .basic_auth(USER, Some(PASSWORD))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.headers()
+                .get("docker-content-digest")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        )
+    };
+    // Anonymous token upstream: public content only.
+    assert_eq!(
+        manifest_digest("/v2/proxy/ghcr.io/public/tool/manifests/v1"),
+        (200, Some(image.manifest.digest.clone()))
+    );
+    assert_ne!(
+        manifest_digest("/v2/proxy/ghcr.io/private/tool/manifests/v1").0,
+        200,
+        "no credentials for private/"
+    );
+    // With the configured credentials: private content too, and its blobs.
+    assert_eq!(
+        manifest_digest("/v2/proxy/quay.io/private/tool/manifests/v1"),
+        (200, Some(image.manifest.digest.clone()))
+    );
+    let blob = server
+        .client()
+        .get(server.at(&format!(
+            "/v2/proxy/quay.io/private/tool/blobs/{}",
+            image.layers[1].digest
+        )))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(sha256(&blob.bytes().unwrap()), image.layers[1].digest);
+
+    // The tag moves upstream: the proxy follows (tags are revalidated; here at once).
+    let second = work.path().join("second");
+    let moved = layout::write_image(&second, "arm64", &[3000], 7);
+    layout::write_index_json(&second, layout::OCI_MANIFEST, &moved.manifest, "v1");
+    push(&second, "public/tool:v1");
+    assert_eq!(
+        manifest_digest("/v2/proxy/ghcr.io/public/tool/manifests/v1"),
+        (200, Some(moved.manifest.digest.clone()))
+    );
+    assert!(
+        !server.logs().contains(upstream_pw),
+        "upstream credentials never logged"
+    );
+}
