@@ -128,6 +128,10 @@ fn pulls_through_the_proxy_and_serves_from_cache() {
     assert!(ok, "cached content survives the upstream: {err}");
     let (ok, _, _) = pull("proxy/docker.io/library/other:v1", "missing");
     assert!(!ok, "nothing cached, no upstream: an error");
+    let stats = proxy_stats(&server);
+    assert!(stats["staleServed"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["upstreamErrors"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["manifestHits"].as_u64().unwrap() >= 1, "{stats}");
 }
 
 #[test]
@@ -223,6 +227,24 @@ fn a_corrupt_upstream_blob_is_never_cached() {
             .exists(),
         "nothing was cached"
     );
+}
+
+/// The docker.io entry of the proxy statistics.
+fn proxy_stats(server: &Server) -> serde_json::Value {
+    let all: serde_json::Value = server
+        .client()
+        .get(server.at("/api/v1/proxy/stats"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "docker.io")
+        .cloned()
+        .unwrap()
 }
 
 /// Whether a GET of `url` fails (error status or a broken transfer).

@@ -4,6 +4,7 @@
 
 mod charts;
 mod problem;
+mod proxy;
 mod repositories;
 mod security;
 mod system;
@@ -23,6 +24,8 @@ pub enum ApiTags {
     Charts,
     /// Repositories, tags and manifests.
     Repositories,
+    /// The pull-through proxy/cache.
+    Proxy,
 }
 
 type Apis = (
@@ -30,6 +33,7 @@ type Apis = (
     tokens::TokensApi,
     charts::ChartsApi,
     repositories::RepositoriesApi,
+    proxy::ProxyApi,
 );
 
 /// The OpenAPI service (shared by the server and the document test).
@@ -40,6 +44,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             tokens::TokensApi,
             charts::ChartsApi,
             repositories::RepositoriesApi,
+            proxy::ProxyApi,
         ),
         "oci-storage",
         env!("CARGO_PKG_VERSION"),

@@ -9,7 +9,7 @@ use oci_storage_core::digest::{Expectation, hashing_stream};
 use oci_storage_core::{ByteStream, Digest, GetResult};
 use tokio::sync::mpsc;
 
-use super::{Proxy, Target, upstream_error};
+use super::{Proxy, Stats, Target, upstream_error};
 use crate::registry::RegistryError;
 
 /// A blob as the proxy answers it.
@@ -51,13 +51,20 @@ impl Proxy {
         digest: &Digest,
         head: bool,
     ) -> Result<BlobAnswer, RegistryError> {
+        let stats = self.health.stats(&target.registry);
         for _ in 0..3 {
             if let Ok(cached) = self.registry.get_blob(&target.local, digest, None).await {
+                Stats::add(&stats.blob_hits, 1);
+                if !head {
+                    Stats::add(&stats.bytes_from_cache, cached.meta.size);
+                }
                 return Ok(BlobAnswer::Cached(cached));
             }
             let Some(notify) = self.wait_or_claim(digest).await else {
+                Stats::add(&stats.coalesced_waiters, 1);
                 continue; // another request fetched it: read the cache
             };
+            Stats::add(&stats.blob_misses, 1);
             let streaming = self.start_fetch(target, digest, notify).await?;
             if !head {
                 return Ok(streaming);
@@ -94,7 +101,8 @@ impl Proxy {
             }
         };
         let upstream = self.upstream(target);
-        let blob = match upstream.get_blob(&target.upstream_repo, digest, None).await {
+        let fetch = upstream.get_blob(&target.upstream_repo, digest, None);
+        let blob = match self.call(target, &digest.to_string(), fetch).await {
             Ok(blob) => blob,
             Err(e) => {
                 self.fetch_done(digest, &notify);
@@ -115,6 +123,7 @@ impl Proxy {
         let (client_tx, client_rx) = mpsc::channel(8);
         let (store_tx, store_rx) = mpsc::channel(8);
         let proxy = Arc::clone(self);
+        let stats = self.health.stats(&target.registry);
         let local = target.local.clone();
         let digest = digest.clone();
         tokio::spawn(async move {
@@ -164,6 +173,9 @@ impl Proxy {
             drop(client_tx);
             match store.await {
                 Ok(Ok(())) => {
+                    if let Ok(meta) = proxy.registry.blob_meta(&local, &digest).await {
+                        Stats::add(&stats.bytes_from_upstream, meta.size);
+                    }
                     tracing::info!(repository = %local, digest = %digest, "cached a blob from upstream")
                 }
                 Ok(Err(e)) => {

@@ -12,8 +12,10 @@
 //!   for it and read the cached copy.
 
 mod fill;
+mod health;
 
 pub use fill::BlobAnswer;
+pub use health::Stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -56,6 +58,7 @@ pub struct Proxy {
     downloads: Arc<Semaphore>,
     /// Blob fetches under way, by digest: late requests wait for them.
     inflight: Mutex<HashMap<Digest, Arc<Notify>>>,
+    health: health::Health,
 }
 
 fn upstream_error(e: UpstreamError, what: &str) -> RegistryError {
@@ -99,7 +102,53 @@ impl Proxy {
             validated: Mutex::default(),
             downloads: Arc::new(Semaphore::new(max_downloads.max(1))),
             inflight: Mutex::default(),
+            health: health::Health::default(),
         }
+    }
+
+    /// Statistics of each upstream, by name.
+    pub fn stats(&self) -> Vec<(String, Arc<Stats>, bool)> {
+        self.upstreams
+            .keys()
+            .map(|name| {
+                (
+                    name.clone(),
+                    self.health.stats(name),
+                    self.health.is_open(name),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs one upstream call through the circuit breaker and the 404 memory.
+    async fn call<T>(
+        &self,
+        target: &Target,
+        reference: &str,
+        call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        let name = target.registry.as_str();
+        if self
+            .health
+            .known_not_found(name, &target.upstream_repo, reference)
+        {
+            return Err(UpstreamError::NotFound);
+        }
+        if self.health.is_open(name) {
+            return Err(UpstreamError::Unavailable("upstream circuit open".into()));
+        }
+        let result = call.await;
+        match &result {
+            Ok(_) => self.health.succeeded(name),
+            Err(UpstreamError::NotFound) => {
+                self.health.succeeded(name);
+                self.health
+                    .remember_not_found(name, &target.upstream_repo, reference);
+            }
+            Err(UpstreamError::Denied) => self.health.succeeded(name),
+            Err(_) => self.health.failed(name),
+        }
+        result
     }
 
     /// Maps a request to an upstream: `proxy/<registry>/<repo>`, `proxy/<short name>` (Docker
@@ -143,16 +192,25 @@ impl Proxy {
         let upstream = self.upstream(target);
         match reference {
             Reference::Digest(digest) => {
+                let stats = self.health.stats(&target.registry);
                 if let Ok(cached) = self.registry.get_manifest(&target.local, reference).await {
+                    Stats::add(&stats.manifest_hits, 1);
                     return Ok(cached);
                 }
-                let fetched = upstream
-                    .get_manifest(&target.upstream_repo, &digest.to_string(), &accept)
+                Stats::add(&stats.manifest_misses, 1);
+                let wanted = digest.to_string();
+                let fetched = self
+                    .call(
+                        target,
+                        &wanted,
+                        upstream.get_manifest(&target.upstream_repo, &wanted, &accept),
+                    )
                     .await
                     .map_err(|e| upstream_error(e, "manifest"))?;
                 self.store(target, fetched, None).await
             }
             Reference::Tag(tag) => {
+                let stats = self.health.stats(&target.registry);
                 let cached = self
                     .registry
                     .resolve_manifest(&target.local, reference)
@@ -166,13 +224,12 @@ impl Proxy {
                     .get(&key)
                     .is_some_and(|at| at.elapsed() < self.tag_ttl);
                 if let (Some(_), true) = (&cached, fresh) {
+                    Stats::add(&stats.manifest_hits, 1);
                     return self.registry.get_manifest(&target.local, reference).await;
                 }
                 // Revalidate with a HEAD (not counted as a pull by Docker Hub).
-                let current = match upstream
-                    .head_manifest(&target.upstream_repo, tag.as_str(), &accept)
-                    .await
-                {
+                let head = upstream.head_manifest(&target.upstream_repo, tag.as_str(), &accept);
+                let current = match self.call(target, tag.as_str(), head).await {
                     Ok(current) => current,
                     Err(e) => {
                         return match (cached, e) {
@@ -180,6 +237,7 @@ impl Proxy {
                                 Err(upstream_error(UpstreamError::NotFound, "manifest"))
                             }
                             (Some(_), e) => {
+                                Stats::add(&stats.stale_served, 1);
                                 tracing::info!(error = %e, repository = %target.local, tag = %tag, "upstream unavailable: serving the cached tag");
                                 self.registry.get_manifest(&target.local, reference).await
                             }
@@ -193,6 +251,7 @@ impl Proxy {
                     .insert(key, Instant::now());
                 let digest_ref = Reference::Digest(current.digest.clone());
                 if let Ok(have) = self.registry.get_manifest(&target.local, &digest_ref).await {
+                    Stats::add(&stats.manifest_hits, 1);
                     if cached
                         .as_ref()
                         .is_none_or(|c: &ManifestLink| c.digest != current.digest)
@@ -209,8 +268,14 @@ impl Proxy {
                     }
                     return Ok(have);
                 }
-                let fetched = upstream
-                    .get_manifest(&target.upstream_repo, &current.digest.to_string(), &accept)
+                Stats::add(&stats.manifest_misses, 1);
+                let wanted = current.digest.to_string();
+                let fetched = self
+                    .call(
+                        target,
+                        &wanted,
+                        upstream.get_manifest(&target.upstream_repo, &wanted, &accept),
+                    )
                     .await
                     .map_err(|e| upstream_error(e, "manifest"))?;
                 self.store(target, fetched, Some(tag)).await
