@@ -378,6 +378,8 @@ pub struct ProxyCacheConfig {
     pub tag_ttl_seconds: u64,
     /// Blob downloads from upstreams running at once.
     pub max_concurrent_downloads: usize,
+    /// `<registry>/<repository>` globs (e.g. `docker.io/library/*`) whose blobs are never evicted.
+    pub pins: Vec<String>,
 }
 
 impl Default for ProxyCacheConfig {
@@ -386,6 +388,7 @@ impl Default for ProxyCacheConfig {
             max_size_gb: 10.0,
             tag_ttl_seconds: 60,
             max_concurrent_downloads: 3,
+            pins: Vec::new(),
         }
     }
 }

@@ -149,11 +149,20 @@ async fn build_proxy(
         tracing::info!(upstream = %upstream.name, url = %url, "proxying");
         upstreams.insert(upstream.name.clone(), built);
     }
+    let pins = config
+        .cache
+        .pins
+        .iter()
+        .map(|p| glob::Pattern::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("invalid proxy.cache.pins pattern: {e}"))?;
     Ok(Some(Arc::new(proxy::Proxy::new(
         upstreams,
         registry.clone(),
         Duration::from_secs(config.cache.tag_ttl_seconds),
         config.cache.max_concurrent_downloads,
+        (config.cache.max_size_gb * 1024.0 * 1024.0 * 1024.0) as u64,
+        pins,
     ))))
 }
 

@@ -353,3 +353,72 @@ fn token_auth_upstream_and_moved_tags() {
         "upstream credentials never logged"
     );
 }
+
+#[test]
+fn lru_eviction_under_a_small_bound_spares_pins() {
+    require_tool("skopeo");
+    let upstream = Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let mut layers = Vec::new();
+    for (i, name) in ["pinned", "a", "b", "c"].iter().enumerate() {
+        let dir = work.path().join(name);
+        let image = layout::write_image(&dir, "amd64", &[300_000], 100 + i as u64);
+        layout::write_index_json(&dir, layout::OCI_MANIFEST, &image.manifest, "v1");
+        run_ok(skopeo(&auth).args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", dir.display()),
+            &format!("docker://{}/library/{name}:v1", upstream.host),
+        ]));
+        layers.push(image.layers[0].digest.clone());
+    }
+    // About two 300 kB layers fit under the bound.
+    let config = format!(
+        "{}proxy:\n  enabled: true\n  cache:\n    maxSizeGB: 0.00065\n    tagTtlSeconds: 0\n    pins: [\"docker.io/library/pinned\"]\n  registries:\n    - name: docker.io\n      url: http://{}\n",
+        default_config(),
+        upstream.host
+    );
+    let server = Server::start_with(super::BIN, &config, &[]);
+    let get = |name: &str, digest: &str| {
+        let resp = server
+            .client()
+            .get(server.at(&format!(
+                "/v2/proxy/docker.io/library/{name}/blobs/{digest}"
+            )))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(sha256(&resp.bytes().unwrap()), digest);
+        std::thread::sleep(std::time::Duration::from_millis(200)); // the fill task finishes
+    };
+    let cached = |digest: &str| {
+        server
+            .data_dir()
+            .join(format!("proxycache/sha256/{}", &digest["sha256:".len()..]))
+            .exists()
+    };
+    get("pinned", &layers[0]);
+    get("a", &layers[1]);
+    get("b", &layers[2]);
+    assert!(cached(&layers[0]), "pinned blobs stay");
+    assert!(
+        !cached(&layers[1]),
+        "the least recently used blob was evicted"
+    );
+    assert!(cached(&layers[2]));
+    get("c", &layers[3]);
+    assert!(cached(&layers[0]) && cached(&layers[3]) && !cached(&layers[2]));
+    // An evicted blob is simply fetched again.
+    get("a", &layers[1]);
+    let fetches = upstream
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("GET /v2/library/a/blobs/{}", layers[1])))
+        .count();
+    assert_eq!(fetches, 2);
+    let stats = proxy_stats(&server);
+    assert!(stats["evictions"].as_u64().unwrap() >= 3, "{stats}");
+}

@@ -28,6 +28,8 @@ pub struct UpstreamStats {
     pub upstream_errors: u64,
     /// Cached tags served because the upstream could not be asked.
     pub stale_served: u64,
+    /// Blobs evicted after downloads from this upstream filled the cache.
+    pub evictions: u64,
     /// The upstream is failing and not contacted for now.
     pub circuit_open: bool,
 }
@@ -68,6 +70,7 @@ impl ProxyApi {
                     coalesced_waiters: Stats::get(&s.coalesced_waiters),
                     upstream_errors: Stats::get(&s.upstream_errors),
                     stale_served: Stats::get(&s.stale_served),
+                    evictions: Stats::get(&s.evictions),
                     circuit_open,
                 })
                 .collect(),

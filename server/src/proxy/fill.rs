@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use oci_storage_core::digest::{Expectation, hashing_stream};
-use oci_storage_core::{ByteStream, Digest, GetResult};
+use oci_storage_core::{ByteStream, Digest, GetResult, PutMode};
 use tokio::sync::mpsc;
 
+use super::evict::{cache_key, guarded};
 use super::{Proxy, Stats, Target, upstream_error};
 use crate::registry::RegistryError;
 
@@ -39,6 +40,11 @@ fn channel_stream(rx: mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> B
     }))
 }
 
+/// `<registry>/<repository>`, what pins match.
+fn origin(target: &Target) -> String {
+    format!("{}/{}", target.registry, target.upstream_repo)
+}
+
 fn copy_error(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
@@ -52,13 +58,21 @@ impl Proxy {
         head: bool,
     ) -> Result<BlobAnswer, RegistryError> {
         let stats = self.health.stats(&target.registry);
+        let storage = Arc::clone(self.registry.storage());
+        self.blobs.load(storage.as_ref()).await;
         for _ in 0..3 {
-            if let Ok(cached) = self.registry.get_blob(&target.local, digest, None).await {
+            if let Ok(cached) = storage.get(&cache_key(digest), None).await {
                 Stats::add(&stats.blob_hits, 1);
                 if !head {
                     Stats::add(&stats.bytes_from_cache, cached.meta.size);
                 }
-                return Ok(BlobAnswer::Cached(cached));
+                let guard = self
+                    .blobs
+                    .reading(digest, cached.meta.size, &origin(target));
+                return Ok(BlobAnswer::Cached(GetResult {
+                    body: guarded(cached.body, guard),
+                    ..cached
+                }));
             }
             let Some(notify) = self.wait_or_claim(digest).await else {
                 Stats::add(&stats.coalesced_waiters, 1);
@@ -80,8 +94,13 @@ impl Proxy {
                 .await
                 .map(|n| self.fetch_done(digest, &n));
         }
-        let cached = self.registry.get_blob(&target.local, digest, None).await?;
-        Ok(BlobAnswer::Cached(cached))
+        match storage.get(&cache_key(digest), None).await {
+            Ok(cached) => Ok(BlobAnswer::Cached(cached)),
+            Err(_) => Err(RegistryError::new(
+                crate::registry::ErrorCode::BlobUnknown,
+                "blob could not be fetched from upstream",
+            )),
+        }
     }
 
     /// Starts the one download of a missing blob: a task reads upstream, verifies, feeds the
@@ -126,14 +145,15 @@ impl Proxy {
         let stats = self.health.stats(&target.registry);
         let local = target.local.clone();
         let digest = digest.clone();
+        let source = origin(target);
         tokio::spawn(async move {
             let _permit = permit;
-            let registry = proxy.registry.clone();
+            let storage = Arc::clone(proxy.registry.storage());
             let store = {
-                let (local, digest) = (local.clone(), digest.clone());
+                let (storage, key) = (Arc::clone(&storage), cache_key(&digest));
                 tokio::spawn(async move {
-                    registry
-                        .upload_monolithic(&local, &digest, channel_stream(store_rx), size)
+                    storage
+                        .put(&key, channel_stream(store_rx), PutMode::Overwrite)
                         .await
                 })
             };
@@ -172,18 +192,22 @@ impl Proxy {
             drop(store_tx);
             drop(client_tx);
             match store.await {
-                Ok(Ok(())) => {
-                    if let Ok(meta) = proxy.registry.blob_meta(&local, &digest).await {
-                        Stats::add(&stats.bytes_from_upstream, meta.size);
-                    }
-                    tracing::info!(repository = %local, digest = %digest, "cached a blob from upstream")
+                Ok(Ok(meta)) => {
+                    Stats::add(&stats.bytes_from_upstream, meta.size);
+                    proxy.blobs.added(&digest, meta.size, &source);
+                    tracing::info!(repository = %local, digest = %digest, "cached a blob from upstream");
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(repository = %local, digest = %digest, error = %e.message, "upstream blob not cached")
+                    tracing::warn!(repository = %local, digest = %digest, error = %e, "upstream blob not cached")
                 }
                 Err(e) => tracing::warn!(error = %e, "blob cache task failed"),
             }
             proxy.fetch_done(&digest, &notify);
+            let evicted = proxy
+                .blobs
+                .evict(storage.as_ref(), |d| proxy.is_inflight(d))
+                .await;
+            Stats::add(&stats.evictions, evicted);
         });
         Ok(BlobAnswer::Streaming {
             size,

@@ -26,6 +26,7 @@ pub struct Stats {
     pub coalesced_waiters: AtomicU64,
     pub upstream_errors: AtomicU64,
     pub stale_served: AtomicU64,
+    pub evictions: AtomicU64,
 }
 
 impl Stats {

@@ -11,6 +11,7 @@
 //!   client's transfer). Concurrent misses of one blob cause one upstream fetch: the others wait
 //!   for it and read the cached copy.
 
+mod evict;
 mod fill;
 mod health;
 
@@ -59,6 +60,7 @@ pub struct Proxy {
     /// Blob fetches under way, by digest: late requests wait for them.
     inflight: Mutex<HashMap<Digest, Arc<Notify>>>,
     health: health::Health,
+    blobs: Arc<evict::BlobCache>,
 }
 
 fn upstream_error(e: UpstreamError, what: &str) -> RegistryError {
@@ -94,6 +96,8 @@ impl Proxy {
         registry: Registry,
         tag_ttl: Duration,
         max_downloads: usize,
+        max_cache_bytes: u64,
+        pins: Vec<glob::Pattern>,
     ) -> Self {
         Self {
             upstreams,
@@ -103,7 +107,13 @@ impl Proxy {
             downloads: Arc::new(Semaphore::new(max_downloads.max(1))),
             inflight: Mutex::default(),
             health: health::Health::default(),
+            blobs: Arc::new(evict::BlobCache::new(max_cache_bytes, pins)),
         }
+    }
+
+    /// Bytes of blobs in the cache.
+    pub fn cached_bytes(&self) -> u64 {
+        self.blobs.total()
     }
 
     /// Statistics of each upstream, by name.
@@ -323,6 +333,14 @@ impl Proxy {
         };
         notified.await;
         None
+    }
+
+    /// Whether a download of this digest is under way.
+    fn is_inflight(&self, digest: &Digest) -> bool {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(digest)
     }
 
     /// Ends a fetch: late requests waiting for it go and read the cache.
