@@ -80,6 +80,9 @@ struct TokenAnswer {
     expires_in: Option<u64>,
 }
 
+/// Time allowed for a manifest or token answer.
+const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn unavailable(e: impl std::fmt::Display) -> UpstreamError {
     UpstreamError::Unavailable(e.to_string())
 }
@@ -104,17 +107,23 @@ impl RegistryUpstream {
     }
 
     /// Sends a request, doing the authentication dance on a 401 once.
+    /// `timeout`: for the whole answer of small requests (manifests), so a hanging upstream
+    /// is given up quickly and the cache serves; blob downloads have none (they may be huge).
     async fn send(
         &self,
         method: Method,
         path: &str,
         repository: &str,
         headers: &[(header::HeaderName, String)],
+        timeout: Option<Duration>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{path}", self.base);
         let scope = Self::scope(repository);
         let build = |auth: Option<String>| {
             let mut req = self.http.request(method.clone(), &url);
+            if let Some(timeout) = timeout {
+                req = req.timeout(timeout);
+            }
             for (name, value) in headers {
                 req = req.header(name, value);
             }
@@ -194,7 +203,11 @@ impl RegistryUpstream {
             "scope",
             challenge.param("scope").unwrap_or(scope).to_owned(),
         ));
-        let mut req = self.http.get(realm).query(&query);
+        let mut req = self
+            .http
+            .get(realm)
+            .query(&query)
+            .timeout(SMALL_REQUEST_TIMEOUT);
         if let Some(basic) = self.basic() {
             req = req.header(header::AUTHORIZATION, basic);
         }
@@ -242,6 +255,7 @@ impl RegistryUpstream {
                 &format!("/v2/{repository}/manifests/{reference}"),
                 repository,
                 &[(header::ACCEPT, accept)],
+                Some(SMALL_REQUEST_TIMEOUT),
             )
             .await?;
         check_status(&resp)?;
@@ -367,6 +381,7 @@ impl Upstream for RegistryUpstream {
                 &format!("/v2/{repository}/blobs/{digest}"),
                 repository,
                 &headers,
+                None,
             )
             .await?;
         check_status(&resp)?;
