@@ -87,4 +87,18 @@ pub trait Upstream: Send + Sync + fmt::Debug {
         digest: &Digest,
         range: Option<Range<u64>>,
     ) -> Result<UpstreamBlob, UpstreamError>;
+
+    /// The referrers of `digest` as an OCI image index (JSON bytes), optionally filtered by
+    /// artifact type. Registries without the referrers API answer an empty index. The default
+    /// implementation says there are none.
+    async fn referrers(
+        &self,
+        _repository: &str,
+        _digest: &Digest,
+        _artifact_type: Option<&str>,
+    ) -> Result<Bytes, UpstreamError> {
+        Ok(Bytes::from_static(
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        ))
+    }
 }

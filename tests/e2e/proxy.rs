@@ -339,6 +339,56 @@ fn token_auth_upstream_and_moved_tags() {
         .unwrap();
     assert_eq!(sha256(&blob.bytes().unwrap()), image.layers[1].digest);
 
+    // Referrers of a manifest are asked upstream (with the artifactType filter).
+    let client = upstream.client();
+    let empty = b"{}".to_vec();
+    let resp = client
+        .post(upstream.at(&format!(
+            "/v2/public/tool/blobs/uploads/?digest={}",
+            sha256(&empty)
+        )))
+        .basic_auth("up", Some(upstream_pw))
+        .body(empty.clone())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let signature = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(&empty), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.manifest.digest, "size": image.manifest.size},
+    })
+    .to_string();
+    let resp = client
+        .put(upstream.at(&format!(
+            "/v2/public/tool/manifests/{}",
+            sha256(signature.as_bytes())
+        )))
+        .basic_auth("up", Some(upstream_pw))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(signature.clone())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let referrers = server
+        .client()
+        .get(server.at(&format!(
+            "/v2/proxy/ghcr.io/public/tool/referrers/{}?artifactType=application/vnd.example.signature",
+            image.manifest.digest
+        )))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(referrers.status(), 200);
+    assert_eq!(referrers.headers()["oci-filters-applied"], "artifactType");
+    let index: serde_json::Value = referrers.json().unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        sha256(signature.as_bytes())
+    );
+
     // The tag moves upstream: the proxy follows (tags are revalidated; here at once).
     let second = work.path().join("second");
     let moved = layout::write_image(&second, "arm64", &[3000], 7);

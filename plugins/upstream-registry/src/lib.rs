@@ -362,6 +362,39 @@ impl Upstream for RegistryUpstream {
             .await
     }
 
+    async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut path = format!("/v2/{repository}/referrers/{digest}");
+        if let Some(t) = artifact_type {
+            path.push_str("?artifactType=");
+            path.push_str(&t.replace('+', "%2B"));
+        }
+        let resp = self
+            .send(
+                Method::GET,
+                &path,
+                repository,
+                &[],
+                Some(SMALL_REQUEST_TIMEOUT),
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // No referrers API upstream: nothing refers to it as far as we can tell.
+            return Ok(Bytes::from_static(
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+            ));
+        }
+        check_status(&resp)?;
+        let bytes = resp.bytes().await.map_err(unavailable)?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| UpstreamError::Invalid(format!("referrers answer is not JSON: {e}")))?;
+        Ok(bytes)
+    }
+
     async fn get_blob(
         &self,
         repository: &str,

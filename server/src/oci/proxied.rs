@@ -12,11 +12,18 @@ use crate::proxy::{BlobAnswer, Proxy, Target};
 use crate::registry::{ErrorCode, RegistryError};
 use crate::state::AppState;
 
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 pub async fn dispatch(
     state: &AppState,
     proxy: &Arc<Proxy>,
     target: &Target,
     endpoint: OciEndpoint,
+    query: Option<&str>,
 ) -> Result<Response, RegistryError> {
     match endpoint {
         OciEndpoint::GetManifest {
@@ -54,6 +61,23 @@ pub async fn dispatch(
             if let Some(size) = size {
                 resp.headers_mut()
                     .insert(header::CONTENT_LENGTH, size.into());
+            }
+            Ok(resp)
+        }
+        OciEndpoint::ListReferrers { digest, .. } => {
+            let artifact_type = query_param(query, "artifactType");
+            let index = proxy
+                .referrers(target, &digest, artifact_type.as_deref())
+                .await?;
+            let mut resp = Response::builder()
+                .status(StatusCode::OK)
+                .content_type("application/vnd.oci.image.index.v1+json")
+                .body(index);
+            if artifact_type.is_some() {
+                resp.headers_mut().insert(
+                    "OCI-Filters-Applied",
+                    poem::http::HeaderValue::from_static("artifactType"),
+                );
             }
             Ok(resp)
         }

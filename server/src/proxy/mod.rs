@@ -293,6 +293,24 @@ impl Proxy {
         }
     }
 
+    /// The referrers of a manifest, from upstream (briefly unreachable: none).
+    pub async fn referrers(
+        &self,
+        target: &Target,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<bytes::Bytes, RegistryError> {
+        let upstream = self.upstream(target);
+        let key = format!("referrers:{digest}:{}", artifact_type.unwrap_or(""));
+        self.call(
+            target,
+            &key,
+            upstream.referrers(&target.upstream_repo, digest, artifact_type),
+        )
+        .await
+        .map_err(|e| upstream_error(e, "manifest"))
+    }
+
     async fn store(
         &self,
         target: &Target,
