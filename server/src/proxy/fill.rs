@@ -10,7 +10,8 @@ use oci_storage_core::{ByteStream, Digest, GetResult, PutMode};
 use tokio::sync::mpsc;
 
 use super::evict::{cache_key, guarded};
-use super::{Proxy, Stats, Target, upstream_error};
+use super::follow::Download;
+use super::{Claim, Proxy, Stats, Target, upstream_error};
 use crate::registry::RegistryError;
 
 /// A blob as the proxy answers it.
@@ -74,12 +75,22 @@ impl Proxy {
                     ..cached
                 }));
             }
-            let Some(notify) = self.wait_or_claim(digest).await else {
-                Stats::add(&stats.coalesced_waiters, 1);
-                continue; // another request fetched it: read the cache
+            let download = match self.claim(digest) {
+                Claim::Fetch(download) => download,
+                Claim::Follow(download) => {
+                    Stats::add(&stats.coalesced_waiters, 1);
+                    if head {
+                        self.wait_until_fetched(digest).await;
+                        continue;
+                    }
+                    match download.follow().await {
+                        Some((size, body)) => return Ok(BlobAnswer::Streaming { size, body }),
+                        None => continue, // it failed early: try the cache, or fetch anew
+                    }
+                }
             };
             Stats::add(&stats.blob_misses, 1);
-            let streaming = self.start_fetch(target, digest, notify).await?;
+            let streaming = self.start_fetch(target, digest, download).await?;
             if !head {
                 return Ok(streaming);
             }
@@ -88,11 +99,8 @@ impl Proxy {
                     chunk.map_err(|e| RegistryError::internal("fetching a blob", e))?;
                 }
             }
-            // Wait for the cache write to finish, then answer from it.
-            let _ = self
-                .wait_or_claim(digest)
-                .await
-                .map(|n| self.fetch_done(digest, &n));
+            // Let the cache write finish, then answer from it.
+            self.wait_until_fetched(digest).await;
         }
         match storage.get(&cache_key(digest), None).await {
             Ok(cached) => Ok(BlobAnswer::Cached(cached)),
@@ -109,13 +117,13 @@ impl Proxy {
         self: &Arc<Self>,
         target: &Target,
         digest: &Digest,
-        notify: Arc<tokio::sync::Notify>,
+        download: Arc<Download>,
     ) -> Result<BlobAnswer, RegistryError> {
         // At most `maxConcurrentDownloads` at once; held by the download task until it ends.
         let permit = match Arc::clone(&self.downloads).acquire_owned().await {
             Ok(permit) => permit,
             Err(e) => {
-                self.fetch_done(digest, &notify);
+                self.fetch_done(digest, &download, false);
                 return Err(RegistryError::internal("waiting for a download slot", e));
             }
         };
@@ -124,11 +132,18 @@ impl Proxy {
         let blob = match self.call(target, &digest.to_string(), fetch).await {
             Ok(blob) => blob,
             Err(e) => {
-                self.fetch_done(digest, &notify);
+                self.fetch_done(digest, &download, false);
                 return Err(upstream_error(e, "blob"));
             }
         };
         let size = blob.size;
+        let mut spool = match download.open_spool(size).await {
+            Ok(spool) => spool,
+            Err(e) => {
+                self.fetch_done(digest, &download, false);
+                return Err(RegistryError::internal("opening a download spool", e));
+            }
+        };
         let (verified, _) = hashing_stream(
             blob.body,
             digest.algorithm().hasher(),
@@ -164,6 +179,17 @@ impl Proxy {
             let mut held: Option<bytes::Bytes> = None;
             loop {
                 let next = verified.next().await;
+                // Followers read the spool: all but the newest chunk until verified.
+                if let Some(Ok(bytes)) = &next {
+                    match spool.append(bytes).await {
+                        Ok(before) => download.release(before),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "download spool failed; followers will fail")
+                        }
+                    }
+                } else if next.is_none() {
+                    download.release(spool.written());
+                }
                 let (to_store, release) = match next {
                     Some(Ok(bytes)) => (Some(Ok(bytes.clone())), held.replace(bytes).map(Ok)),
                     Some(Err(e)) => {
@@ -191,7 +217,9 @@ impl Proxy {
             }
             drop(store_tx);
             drop(client_tx);
-            match store.await {
+            let stored = store.await;
+            let ok = matches!(stored, Ok(Ok(_)));
+            match stored {
                 Ok(Ok(meta)) => {
                     Stats::add(&stats.bytes_from_upstream, meta.size);
                     proxy.blobs.added(&digest, meta.size, &source);
@@ -202,7 +230,8 @@ impl Proxy {
                 }
                 Err(e) => tracing::warn!(error = %e, "blob cache task failed"),
             }
-            proxy.fetch_done(&digest, &notify);
+            proxy.fetch_done(&digest, &download, ok);
+            drop(spool);
             let evicted = proxy
                 .blobs
                 .evict(storage.as_ref(), |d| proxy.is_inflight(d))

@@ -13,6 +13,7 @@
 
 mod evict;
 mod fill;
+mod follow;
 mod health;
 
 pub use fill::BlobAnswer;
@@ -23,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oci_storage_core::{Digest, Upstream, UpstreamError};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
+
+use follow::Download;
 
 use crate::registry::{
     ErrorCode, ManifestLink, Reference, Registry, RegistryError, RepoName, StoredManifest, Tag,
@@ -58,7 +61,7 @@ pub struct Proxy {
     validated: Mutex<HashMap<(String, String), Instant>>,
     downloads: Arc<Semaphore>,
     /// Blob fetches under way, by digest: late requests wait for them.
-    inflight: Mutex<HashMap<Digest, Arc<Notify>>>,
+    inflight: Mutex<HashMap<Digest, Arc<Download>>>,
     health: health::Health,
     blobs: Arc<evict::BlobCache>,
 }
@@ -333,24 +336,36 @@ impl Proxy {
         })
     }
 
-    /// Waits while another request fetches this blob, or registers this one as the fetcher.
-    /// Answers `Some(notify)` when the caller is now the fetcher (it must call
-    /// [`Proxy::fetch_done`]), `None` after having waited for another fetch.
-    async fn wait_or_claim(&self, digest: &Digest) -> Option<Arc<Notify>> {
+    /// Registers this request as the downloader of a blob, or answers the download under way.
+    fn claim(&self, digest: &Digest) -> Claim {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        match inflight.get(digest) {
+            Some(download) => Claim::Follow(Arc::clone(download)),
+            None => {
+                let download = Arc::new(Download::new());
+                inflight.insert(digest.clone(), Arc::clone(&download));
+                Claim::Fetch(download)
+            }
+        }
+    }
+
+    /// Waits until no download of this digest is under way.
+    async fn wait_until_fetched(&self, digest: &Digest) {
         let notified = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             match inflight.get(digest) {
                 // Created under the lock: a notification sent after it is unlocked is not missed.
-                Some(notify) => Arc::clone(notify).notified_owned(),
-                None => {
-                    let notify = Arc::new(Notify::new());
-                    inflight.insert(digest.clone(), Arc::clone(&notify));
-                    return Some(notify);
-                }
+                Some(download) => Arc::clone(download),
+                None => return,
             }
         };
-        notified.await;
-        None
+        let waiting = notified.notify.notified();
+        tokio::pin!(waiting);
+        waiting.as_mut().enable();
+        if !self.is_inflight(digest) {
+            return;
+        }
+        waiting.await;
     }
 
     /// Whether a download of this digest is under way.
@@ -361,12 +376,21 @@ impl Proxy {
             .contains_key(digest)
     }
 
-    /// Ends a fetch: late requests waiting for it go and read the cache.
-    fn fetch_done(&self, digest: &Digest, notify: &Notify) {
+    /// Ends a download: followers see its outcome; waiters go and read the cache.
+    fn fetch_done(&self, digest: &Digest, download: &Download, ok: bool) {
         self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(digest);
-        notify.notify_waiters();
+        download.finish(ok);
+        download.notify.notify_waiters();
     }
+}
+
+/// What a request for a missing blob does.
+enum Claim {
+    /// Download it (and share the download).
+    Fetch(Arc<Download>),
+    /// Follow the download under way.
+    Follow(Arc<Download>),
 }
