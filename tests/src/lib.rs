@@ -2,6 +2,7 @@
 //! own data directory, captures its log, and offers the pieces tests need to drive it with real
 //! clients (tool checks, isolated helm environments, OCI image layouts built at test time).
 
+pub mod bench;
 pub mod layout;
 pub mod tools;
 

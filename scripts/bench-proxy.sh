@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmark of the pull-through proxy: CNCF Distribution (Debian's docker-registry) as the
+# upstream, oci-storage (release) proxying it as docker.io; a 1 GiB blob pulled directly, then
+# through the proxy cold and warm. Usage: scripts/bench-proxy.sh [--blob-mib 1024]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-test-tools.sh >/dev/null
+cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+up_port=$(free_port); proxy_port=$(free_port)
+password="bench-$(date +%s)"
+
+cat > "$work/upstream.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/upstream}}
+http: {addr: 127.0.0.1:$up_port}
+YAML
+docker-registry serve "$work/upstream.yml" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+cat > "$work/proxy.yaml" <<YAML
+server: {host: 127.0.0.1, port: $proxy_port}
+storage: {type: fs, fs: {path: $work/proxy}}
+auth: {users: [{username: admin, password: "$password"}]}
+logging: {level: warn}
+proxy:
+  enabled: true
+  cache: {maxSizeGB: 4}
+  registries: [{name: docker.io, url: "http://127.0.0.1:$up_port"}]
+YAML
+target/release/oci-storage serve --config "$work/proxy.yaml" >"$work/proxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$up_port/v2/" && curl -s -o /dev/null "http://127.0.0.1:$proxy_port/healthz" && break
+  sleep 0.1
+done
+target/release/proxy-bench --upstream "http://127.0.0.1:$up_port" --proxy "http://127.0.0.1:$proxy_port" \
+  --user admin --password "$password" "$@"
