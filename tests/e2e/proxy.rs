@@ -472,3 +472,56 @@ fn lru_eviction_under_a_small_bound_spares_pins() {
     let stats = proxy_stats(&server);
     assert!(stats["evictions"].as_u64().unwrap() >= 3, "{stats}");
 }
+
+/// An upstream with HTTP Basic auth (Distribution + htpasswd) and configured credentials.
+#[test]
+fn basic_auth_upstream() {
+    require_tool("skopeo");
+    let upstream = Distribution::start_with_auth(Some(("mirror", "Mirror-Pw-7")));
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("layout");
+    let image = layout::single_image(&src, "v1", &[5000]);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "mirror:Mirror-Pw-7",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/team/app:v1", upstream.host),
+    ]));
+    let secret = work.path().join("upstream-password");
+    std::fs::write(&secret, "Mirror-Pw-7\n").unwrap();
+    let config = format!(
+        "{}proxy:\n  enabled: true\n  registries:\n    - name: registry.example.com\n      url: http://{}\n      username: mirror\n      passwordFile: {}\n",
+        default_config(),
+        upstream.host,
+        secret.display()
+    );
+    let server = Server::start_with(super::BIN, &config, &[]);
+    let creds = format!("{USER}:{PASSWORD}");
+    let raw = run_ok(skopeo(&auth).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!(
+            "docker://{}/proxy/registry.example.com/team/app:v1",
+            server.host
+        ),
+    ]));
+    assert_eq!(sha256(raw.as_bytes()), image.manifest.digest);
+    let blob = server
+        .client()
+        .get(server.at(&format!(
+            "/v2/proxy/registry.example.com/team/app/blobs/{}",
+            image.layers[0].digest
+        )))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(sha256(&blob.bytes().unwrap()), image.layers[0].digest);
+    assert!(!server.logs().contains("Mirror-Pw-7"));
+}

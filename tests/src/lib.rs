@@ -248,16 +248,35 @@ pub struct Distribution {
 
 impl Distribution {
     pub fn start() -> Self {
+        Self::start_with_auth(None)
+    }
+
+    /// With `Some((user, password))`, the registry requires HTTP Basic auth (htpasswd, bcrypt).
+    pub fn start_with_auth(basic: Option<(&str, &str)>) -> Self {
         require_tool("docker-registry");
         let dir = tempfile::tempdir().expect("scratch directory");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\nlog: {{level: info, accesslog: {{disabled: false}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
             dir.path().join("storage").display()
         );
+        if let Some((user, password)) = basic {
+            require_tool("htpasswd");
+            let file = dir.path().join("htpasswd");
+            run_ok(
+                Command::new("htpasswd")
+                    .arg("-Bbc")
+                    .arg(&file)
+                    .args([user, password]),
+            );
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                file.display()
+            ));
+        }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut child = Command::new("docker-registry")
             .arg("serve")
