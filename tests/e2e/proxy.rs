@@ -525,3 +525,123 @@ fn basic_auth_upstream() {
     assert_eq!(sha256(&blob.bytes().unwrap()), image.layers[0].digest);
     assert!(!server.logs().contains("Mirror-Pw-7"));
 }
+
+/// A registry front (on 127.0.0.2) that wants Basic auth and redirects blob downloads to a
+/// storage host (127.0.0.1), as registry.k8s.io does. Written in Python for the test; the
+/// storage host records whether an Authorization header reached it.
+const REDIRECTING_UPSTREAM: &str = r#"
+import base64, http.server, sys, threading, urllib.request
+upstream, front_port, sink_port, record = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+expected = "Basic " + base64.b64encode(b"mirror:Redirect-Pw-3").decode()
+
+def fetch(path, headers):
+    req = urllib.request.Request("http://" + upstream + path, headers=headers)
+    try:
+        r = urllib.request.urlopen(req)
+        return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+class Front(http.server.BaseHTTPRequestHandler):
+    def handle_one(self, body):
+        if self.headers.get("Authorization") != expected:
+            self.send_response(401); self.send_header("WWW-Authenticate", 'Basic realm="front"'); self.send_header("Content-Length", "0"); self.end_headers(); return
+        if "/blobs/" in self.path:
+            self.send_response(307); self.send_header("Location", "http://127.0.0.1:%d%s" % (sink_port, self.path)); self.send_header("Content-Length", "0"); self.end_headers(); return
+        status, headers, data = fetch(self.path, {"Accept": self.headers.get("Accept", "")})
+        self.send_response(status)
+        for k in ("Content-Type", "Docker-Content-Digest"):
+            if k in headers: self.send_header(k, headers[k])
+        self.send_header("Content-Length", str(len(data))); self.end_headers()
+        if body: self.wfile.write(data)
+    def do_GET(self): self.handle_one(True)
+    def do_HEAD(self): self.handle_one(False)
+    def log_message(self, *a): pass
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(record, "a") as f:
+            f.write("auth:%s\n" % ("present" if self.headers.get("Authorization") else "absent"))
+        status, headers, data = fetch(self.path, {})
+        self.send_response(status); self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def log_message(self, *a): pass
+
+sink = http.server.ThreadingHTTPServer(("127.0.0.1", sink_port), Sink)
+threading.Thread(target=sink.serve_forever, daemon=True).start()
+http.server.ThreadingHTTPServer(("127.0.0.2", front_port), Front).serve_forever()
+"#;
+
+#[test]
+fn redirects_are_followed_without_credentials_across_hosts() {
+    require_tool("skopeo");
+    require_tool("python3");
+    let upstream = Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("layout");
+    let image = layout::single_image(&src, "v1", &[7000]);
+    run_ok(skopeo(&auth).args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/library/app:v1", upstream.host),
+    ]));
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (front_port, sink_port) = (free(), free());
+    let record = work.path().join("sink.log");
+    let script = work.path().join("front.py");
+    std::fs::write(&script, REDIRECTING_UPSTREAM).unwrap();
+    let mut front = Command::new("python3")
+        .arg(&script)
+        .arg(&upstream.host)
+        .arg(front_port.to_string())
+        .arg(sink_port.to_string())
+        .arg(&record)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.2", front_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the front did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let config = format!(
+        "{}proxy:\n  enabled: true\n  registries:\n    - name: registry.k8s.io\n      url: http://127.0.0.2:{front_port}\n      username: mirror\n      password: Redirect-Pw-3\n",
+        default_config()
+    );
+    let server = Server::start_with(super::BIN, &config, &[]);
+    let blob = server
+        .client()
+        .get(server.at(&format!(
+            "/v2/proxy/registry.k8s.io/library/app/blobs/{}",
+            image.layers[0].digest
+        )))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    let status = blob.status();
+    let bytes = blob.bytes().unwrap();
+    let _ = front.kill();
+    let _ = front.wait();
+    assert_eq!(status, 200);
+    assert_eq!(
+        sha256(&bytes),
+        image.layers[0].digest,
+        "the redirect was followed"
+    );
+    let seen = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        seen.trim(),
+        "auth:absent",
+        "credentials never cross to another host"
+    );
+}
