@@ -16,6 +16,39 @@ fn skopeo(auth: &std::path::Path) -> Command {
     cmd
 }
 
+/// A scratch directory with an empty skopeo auth file.
+struct Work {
+    dir: tempfile::TempDir,
+    auth: std::path::PathBuf,
+}
+
+impl Work {
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+        Self { dir, auth }
+    }
+
+    /// Builds a one-platform image with these layer sizes and pushes it anonymously to
+    /// `library/app:v1` of a Distribution upstream.
+    fn seed(&self, upstream: &Distribution, layer_sizes: &[usize]) -> layout::Image {
+        let src = self.dir.path().join("layout");
+        let image = layout::single_image(&src, "v1", layer_sizes);
+        run_ok(skopeo(&self.auth).args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", src.display()),
+            &format!("docker://{}/library/app:v1", upstream.host),
+        ]));
+        image
+    }
+}
+
 fn proxy_config(upstream: &Distribution) -> String {
     format!(
         "{}proxy:\n  enabled: true\n  cache:\n    tagTtlSeconds: 0\n  registries:\n    - name: docker.io\n      url: http://{}\n",
@@ -37,17 +70,9 @@ fn upstream_fetches(upstream: &Distribution, digest: &str) -> usize {
 fn pulls_through_the_proxy_and_serves_from_cache() {
     require_tool("skopeo");
     let mut upstream = Distribution::start();
-    let work = tempfile::tempdir().unwrap();
-    let auth = work.path().join("auth.json");
-    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    let src = work.path().join("layout");
-    let image = layout::single_image(&src, "v1", &[4096, 300_000]);
-    run_ok(skopeo(&auth).args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/library/app:v1", upstream.host),
-    ]));
+    let work = Work::new();
+    let image = work.seed(&upstream, &[4096, 300_000]);
+    let (auth, src) = (work.auth.clone(), work.path().join("layout"));
 
     let server = Server::start_with(super::BIN, &proxy_config(&upstream), &[]);
     let creds = format!("{USER}:{PASSWORD}");
@@ -138,17 +163,8 @@ fn pulls_through_the_proxy_and_serves_from_cache() {
 fn concurrent_cold_pulls_fetch_once() {
     require_tool("skopeo");
     let upstream = Distribution::start();
-    let work = tempfile::tempdir().unwrap();
-    let auth = work.path().join("auth.json");
-    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    let src = work.path().join("layout");
-    let image = layout::single_image(&src, "v1", &[8 * 1024 * 1024]);
-    run_ok(skopeo(&auth).args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/library/app:v1", upstream.host),
-    ]));
+    let work = Work::new();
+    let image = work.seed(&upstream, &[8 * 1024 * 1024]);
     let server = Server::start_with(super::BIN, &proxy_config(&upstream), &[]);
     let layer = image.layers[0].clone();
     let url = server.at(&format!(
@@ -184,17 +200,8 @@ fn concurrent_cold_pulls_fetch_once() {
 fn a_corrupt_upstream_blob_is_never_cached() {
     require_tool("skopeo");
     let upstream = Distribution::start();
-    let work = tempfile::tempdir().unwrap();
-    let auth = work.path().join("auth.json");
-    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    let src = work.path().join("layout");
-    let image = layout::single_image(&src, "v1", &[200_000]);
-    run_ok(skopeo(&auth).args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/library/app:v1", upstream.host),
-    ]));
+    let work = Work::new();
+    let image = work.seed(&upstream, &[200_000]);
     // Flip bytes of the layer in the upstream's own storage: it serves them unverified.
     let layer = &image.layers[0];
     let hex = &layer.digest["sha256:".len()..];
@@ -576,17 +583,8 @@ fn redirects_are_followed_without_credentials_across_hosts() {
     require_tool("skopeo");
     require_tool("python3");
     let upstream = Distribution::start();
-    let work = tempfile::tempdir().unwrap();
-    let auth = work.path().join("auth.json");
-    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    let src = work.path().join("layout");
-    let image = layout::single_image(&src, "v1", &[7000]);
-    run_ok(skopeo(&auth).args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/library/app:v1", upstream.host),
-    ]));
+    let work = Work::new();
+    let image = work.seed(&upstream, &[7000]);
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
