@@ -42,7 +42,16 @@ pub enum AuthError {
 ///   caches successes briefly, so implementations need no cache of their own.
 /// - Errors are reserved for an unreachable backend (a file that cannot be read…), so that the
 ///   caller can answer 503 rather than 401.
+///
+/// `lookup` answers whether a user exists now (without a password), so that credentials
+/// derived from a user — API tokens — stop working when the user is removed, and carry the
+/// user's current groups. `None` means this source cannot tell (the default).
 #[async_trait]
 pub trait Authenticator: Send + Sync + fmt::Debug {
     async fn authenticate(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError>;
+
+    /// `Some(Some(identity))`: the user exists; `Some(None)`: it does not; `None`: unknown.
+    async fn lookup(&self, _username: &str) -> Option<Option<Identity>> {
+        None
+    }
 }

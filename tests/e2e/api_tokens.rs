@@ -405,3 +405,37 @@ fn rest_api_answers_problem_json_and_serves_its_document() {
     assert_eq!(ui.status(), 200);
     assert!(ui.text().unwrap().to_lowercase().contains("swagger"));
 }
+
+#[test]
+fn tokens_stop_working_when_their_owner_is_removed() {
+    let mut server = Server::start_with(super::BIN, &config(), &[]);
+    let client = server.client();
+    let (status, created) = create_token(
+        &client,
+        &server,
+        "bob",
+        json!({"name": "ci", "repositories": ["**"], "actions": ["pull"]}),
+    );
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let me = |server: &Server| {
+        server
+            .client()
+            .get(server.at("/api/v1/me"))
+            .basic_auth("bob", Some(&token))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(me(&server), 200);
+    // bob leaves the configuration; the registry restarts with it.
+    let without_bob: String = config()
+        .lines()
+        .filter(|l| !l.contains("username: bob"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(server.scratch("config.yaml"), without_bob).unwrap();
+    server.restart();
+    assert_eq!(me(&server), 401, "the token of a removed user is refused");
+}

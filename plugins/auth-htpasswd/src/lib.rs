@@ -145,6 +145,16 @@ impl Authenticator for Htpasswd {
             groups: Vec::new(),
         }))
     }
+
+    async fn lookup(&self, username: &str) -> Option<Option<Identity>> {
+        if let Err(e) = self.reload_if_changed() {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not re-read htpasswd file");
+        }
+        Some(self.hash_of(username).map(|_| Identity {
+            username: username.to_owned(),
+            groups: Vec::new(),
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -225,10 +225,33 @@ impl Access {
             .verify(&credentials.username, credentials.password.expose())
             .await
         {
-            Ok(Some(record)) => Ok(Some(Principal {
-                identity: record.identity(),
-                api_token: Some(Arc::new(record)),
-            })),
+            Ok(Some(record)) => {
+                // The token acts as its owner as the owner is now: gone → refused; groups current.
+                let mut can_tell = false;
+                let mut current = None;
+                for authenticator in &self.authenticators {
+                    match authenticator.lookup(&record.owner).await {
+                        Some(Some(identity)) => {
+                            current = Some(identity);
+                            break;
+                        }
+                        Some(None) => can_tell = true,
+                        None => {}
+                    }
+                }
+                let identity = match current {
+                    Some(identity) => identity,
+                    None if can_tell => {
+                        tracing::info!(token = %record.id, "API token of a user who no longer exists");
+                        return Ok(None);
+                    }
+                    None => record.identity(),
+                };
+                Ok(Some(Principal {
+                    identity,
+                    api_token: Some(Arc::new(record)),
+                }))
+            }
             Ok(None) => Ok(None),
             Err(e) => {
                 tracing::error!(error = %e, "API token store failed");

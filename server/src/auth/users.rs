@@ -60,4 +60,11 @@ impl Authenticator for ConfigUsers {
             groups: user.map(|u| u.groups.clone()).unwrap_or_default(),
         }))
     }
+
+    async fn lookup(&self, username: &str) -> Option<Option<Identity>> {
+        Some(self.users.get(username).map(|u| Identity {
+            username: username.to_owned(),
+            groups: u.groups.clone(),
+        }))
+    }
 }
