@@ -662,3 +662,43 @@ fn chart_metadata_is_rebuilt_from_content() {
         "{index}"
     );
 }
+
+#[test]
+fn chartmuseum_uploads_need_push_rights_on_the_target_repository() {
+    let config = format!(
+        "{}  rules:\n    - {{repositories: [\"**\"], actions: [pull], users: [reader]}}\n",
+        default_config().replace(
+            "auth:\n  users:\n",
+            "auth:\n  users:\n    - {username: reader, password: Reader-Pw-1}\n"
+        )
+    );
+    let server = Server::start_with(super::BIN, &config, &[]);
+    let chart = tgz(&[(
+        "webapp/Chart.yaml",
+        b"apiVersion: v2\nname: webapp\nversion: 1.0.0\n".to_vec(),
+    )]);
+    let resp = server
+        .client()
+        .post(server.at("/api/charts"))
+        .basic_auth("reader", Some("Reader-Pw-1"))
+        .body(chart.clone())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let index = client_get(&server.client(), &server, "/index.yaml")
+        .text()
+        .unwrap();
+    assert!(!index.contains("webapp"), "nothing was stored: {index}");
+    assert_eq!(
+        upload(
+            &server.client(),
+            &server,
+            "/api/charts",
+            chart,
+            "application/gzip"
+        )
+        .0,
+        201,
+        "the admin may"
+    );
+}

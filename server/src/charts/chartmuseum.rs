@@ -323,25 +323,20 @@ async fn upload(
         }
         (None, false) => return error(StatusCode::BAD_REQUEST, "no chart in the request"),
     };
-    // Authorise against the repository the chart will land in.
-    let name = match peek_name(state, archive.clone()).await {
-        Ok(name) => name,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    // Authorised against the repository the chart lands in, once the archive is read.
+    let authorize = |repo: &RepoName| {
+        state
+            .access
+            .authorize(caller, Some(repo.as_str()), Action::Push)
+            .map_err(PublishError::Denied)
     };
-    let Some(repo) = RepoName::parse(&format!("{ns}/{name}")) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the chart name makes an invalid repository name",
-        );
-    };
-    if let Err(denial) = state
-        .access
-        .authorize(caller, Some(repo.as_str()), Action::Push)
+    match state
+        .charts
+        .publish(&ns, archive, prov, force, authorize)
+        .await
     {
-        return denied(denial);
-    }
-    match state.charts.publish(&ns, archive, prov, force).await {
         Ok(_) => json(StatusCode::CREATED, serde_json::json!({ "saved": true })),
+        Err(PublishError::Denied(denial)) => denied(denial),
         Err(PublishError::Exists) => error(StatusCode::CONFLICT, "file already exists"),
         Err(PublishError::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
         Err(PublishError::Registry(e)) => error(
@@ -356,21 +351,6 @@ async fn upload(
             )
         }
     }
-}
-
-/// The chart name of an archive (read with the usual bounds).
-async fn peek_name(state: &AppState, archive: Bytes) -> Result<String, String> {
-    let config = state.charts.config();
-    let limits = super::extract::Limits {
-        max_unpacked_bytes: config.max_unpacked_bytes,
-        max_entries: config.max_entries,
-        max_file_bytes: config.max_file_bytes,
-    };
-    tokio::task::spawn_blocking(move || super::extract::read_chart(archive.as_ref(), limits))
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|c| c.metadata.name)
-        .map_err(|e| format!("invalid Helm chart: {e}"))
 }
 
 /// Finds the stored archive a provenance file signs (by the `files:` digest it carries).

@@ -483,13 +483,16 @@ impl Charts {
 
     /// Stores a chart archive (and its provenance file) as an OCI artifact in
     /// `<namespace>/<chart name>`, tagged with the chart version, exactly as `helm push` would;
-    /// answers the new index entry. `force`: replace an existing version.
+    /// answers the new index entry. `force`: replace an existing version. `authorize` is asked
+    /// about the repository the chart lands in (known only once the archive is read) before
+    /// anything is stored; the archive is read once.
     pub async fn publish(
         &self,
         namespace: &str,
         archive: Bytes,
         provenance: Option<Bytes>,
         force: bool,
+        authorize: impl FnOnce(&RepoName) -> Result<(), PublishError>,
     ) -> Result<Arc<IndexEntry>, PublishError> {
         if archive.len() as u64 > self.config.max_chart_bytes {
             return Err(PublishError::Invalid(format!(
@@ -513,6 +516,7 @@ impl Charts {
         let repo = RepoName::parse(&repo_path).ok_or_else(|| {
             PublishError::Invalid(format!("{repo_path:?} is not a valid repository name"))
         })?;
+        authorize(&repo)?;
         let tag = Tag::parse(&content.metadata.version.replace('+', "_"))
             .ok_or_else(|| PublishError::Invalid("the chart version cannot be a tag".into()))?;
         if !force && self.find(repo.as_str(), tag.as_str()).await.is_some() {
@@ -521,7 +525,10 @@ impl Charts {
         let algorithm = oci_storage_core::DigestAlgorithm::Sha256;
         let config =
             Bytes::from(serde_json::to_vec(&content.metadata).expect("metadata serializes"));
-        let mut layers = vec![(CHART_LAYERS[0], archive.clone())];
+        let chart_digest = algorithm.digest(&archive);
+        let chart_size = archive.len() as u64;
+        let provenance_digest = provenance.as_ref().map(|p| algorithm.digest(p));
+        let mut layers = vec![(CHART_LAYERS[0], archive)];
         if let Some(prov) = provenance {
             layers.push((PROVENANCE_LAYER, prov));
         }
@@ -542,9 +549,10 @@ impl Charts {
         }
         let config_descriptor = descriptors.remove(0);
         let mut annotations = serde_json::Map::new();
+        let created = now_rfc3339();
         annotations.insert(
             "org.opencontainers.image.created".into(),
-            now_rfc3339().into(),
+            created.clone().into(),
         );
         annotations.insert("org.opencontainers.image.title".into(), name.clone().into());
         annotations.insert(
@@ -565,13 +573,14 @@ impl Charts {
             "annotations": annotations,
         });
         let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("manifest serializes"));
-        let pending = self
-            .inspect_push(&repo, &bytes)
-            .await
-            .map_err(PublishError::Registry)?
-            .ok_or_else(|| {
-                PublishError::Internal("the new chart manifest was not recognised".into())
-            })?;
+        // Built from what was just read: no need to read the archive back from storage.
+        let pending = PendingChart {
+            chart_digest,
+            chart_size,
+            provenance_digest,
+            created: Some(created),
+            content,
+        };
         let outcome = self
             .registry
             .put_manifest(
@@ -598,6 +607,8 @@ impl Charts {
 #[derive(Debug)]
 pub enum PublishError {
     Invalid(String),
+    /// The caller may not push to the chart's repository.
+    Denied(crate::auth::Denial),
     Exists,
     Registry(RegistryError),
     Internal(String),
