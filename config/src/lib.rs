@@ -19,6 +19,7 @@ const SECRET_KEYS: &[&str] = &[
     "password",
     "token",
     "secretAccessKey",
+    "sessionToken",
     "accessKeyId",
     "privateKey",
     "credentialsJson",

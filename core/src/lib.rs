@@ -12,7 +12,10 @@
 
 pub mod auth;
 pub mod backup;
+pub mod chunks;
 pub mod digest;
+#[cfg(feature = "object-parts")]
+pub mod object_parts;
 pub mod plugin;
 pub mod secret;
 pub mod storage;

@@ -207,8 +207,12 @@ impl StorageError {
 ///   starts at or past the end of the object yields an empty body (the caller validates ranges).
 /// - **NotFound.** Reading, heading or copying a missing key is [`StorageError::NotFound`].
 /// - **Idempotent delete.** Deleting a missing key succeeds.
-/// - **Ordered listing.** `list` answers keys in byte-wise lexical order, strictly after
-///   `start_after`, and reports `next` when it stopped early.
+/// - **Ordered listing.** `list` answers keys in one consistent order, strictly after
+///   `start_after`, and reports `next` when it stopped early; paging with `next` visits every
+///   key exactly once. The order is byte-wise lexical (fs, AWS S3, GCS) or segment-wise, i.e.
+///   as if `/` sorted before every other byte (stores that list like a file system walk, such
+///   as SeaweedFS). The two agree on keys that differ only in their last segment (tags,
+///   referrers, repositories of one namespace level).
 /// - **Read-your-writes.** A completed write is visible to every later call, from any process.
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {

@@ -37,6 +37,8 @@ use state::AppState;
 pub fn builtin_plugins() -> Plugins {
     let mut plugins = Plugins::default();
     plugins.register_storage("fs", oci_storage_storage_fs::factory);
+    plugins.register_storage("s3", oci_storage_storage_s3::factory);
+    plugins.register_storage("gcs", oci_storage_storage_gcs::factory);
     plugins.register_authenticator("htpasswd", oci_storage_auth_htpasswd::factory);
     plugins.register_upstream("registry", oci_storage_upstream_registry::factory);
     plugins
@@ -270,12 +272,24 @@ fn spawn_upload_expiry(registry: Registry) {
     });
 }
 
+/// Moves a catalog written by an earlier version into the current layout, in the background.
+fn spawn_catalog_migration(registry: Registry) {
+    tokio::spawn(async move {
+        match registry.migrate_legacy_catalog().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(repositories = n, "moved catalog entries to the new layout"),
+            Err(e) => tracing::warn!(error = %e, "catalog migration failed; retried at next start"),
+        }
+    });
+}
+
 /// Runs the server until SIGTERM/SIGINT, then lets running requests finish within the
 /// configured grace period.
 pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     logging::init(&loaded.config.logging);
     let state = build_state(&plugins, &loaded).await?;
     spawn_upload_expiry(state.registry.clone());
+    spawn_catalog_migration(state.registry.clone());
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);
     let tls = server.tls.clone().map(tls::config_stream).transpose()?;

@@ -721,3 +721,45 @@ fn passwords_never_reach_the_logs() {
         assert!(!stderr.contains(secret), "{secret:?} in stderr:\n{stderr}");
     }
 }
+
+/// A data directory written by an earlier version (nested `catalog/<repo>!` entries) keeps
+/// its repositories in `_catalog`: they move to the flat layout in the background.
+#[test]
+fn legacy_catalog_entries_are_migrated() {
+    let mut server = Server::start(BIN);
+    server.terminate();
+    let legacy = server.data_dir().join("catalog");
+    for name in ["team/app", "team-b", "solo"] {
+        let path = legacy.join(format!("{name}!"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+    }
+    server.restart();
+    let client = server.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let catalog = loop {
+        let body: serde_json::Value = client
+            .get(server.at("/v2/_catalog"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if body["repositories"]
+            .as_array()
+            .is_some_and(|r| r.len() == 3)
+            || Instant::now() > deadline
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        catalog["repositories"],
+        serde_json::json!(["solo", "team-b", "team/app"])
+    );
+    assert!(
+        !legacy.join("solo!").exists(),
+        "legacy entries are removed once moved"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod layout;
+pub mod object_stores;
 pub mod tools;
 
 use std::io::{BufRead, BufReader};
@@ -35,10 +36,12 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-/// The configuration tests start from: one user, fs storage in the scratch directory.
+/// The configuration tests start from: one user, and fresh storage of the backend chosen by
+/// `OCI_STORAGE_TEST_BACKEND` (fs in the scratch directory unless told otherwise).
 pub fn default_config() -> String {
     format!(
-        "storage:\n  type: fs\n  fs:\n    path: data\nauth:\n  users:\n    - username: {USER}\n      password: {PASSWORD}\n"
+        "{}auth:\n  users:\n    - username: {USER}\n      password: {PASSWORD}\n",
+        object_stores::Backend::from_env().fresh_storage_yaml()
     )
 }
 

@@ -6,13 +6,16 @@
 //! repositories/<repo>/_manifests/<alg>/<hex>         manifest revision (JSON ManifestLink)
 //! repositories/<repo>/_tags/<tag>                    tag → manifest (JSON ManifestLink)
 //! repositories/<repo>/_referrers/<alg>/<hex>/<alg>-<hex>   subject → referrer descriptor
-//! catalog/<repo>!                                    the repo exists (for _catalog)
+//! repository-names/<encoded repo>!                   the repo exists (for _catalog)
 //! uploads/<id>/state.json, uploads/<id>/data         upload sessions
 //! system/…                                           registry-wide state (initial admin, token key)
 //! ```
 //! Repository components start with `[a-z0-9]`, so the `_`-prefixed keys of a repository never
-//! collide with a nested repository. The catalog key ends in `!`, which sorts before every
-//! character of a name, so the catalog listing order is the names' lexical order.
+//! collide with a nested repository. A catalog key is one segment: the name with `-` `.` `/`
+//! written as `,` `-` `.` (the same relative order, all below `0`) and a final `!`, which
+//! sorts before every character. So the catalog lists in the names' lexical order on every
+//! backend, whether it orders keys byte-wise or segment by segment (see `Storage::list`).
+//! (Before, the catalog was `catalog/<repo>!`, nested; `migrate_legacy_catalog` moves it.)
 
 use oci_storage_core::{Digest, Key};
 
@@ -67,15 +70,50 @@ pub fn referrer(repo: &RepoName, subject: &Digest, referrer: &Digest) -> Key {
     ))
 }
 
-pub const CATALOG_PREFIX: &str = "catalog/";
+pub const CATALOG_PREFIX: &str = "repository-names/";
+/// The nested catalog of earlier versions.
+pub const LEGACY_CATALOG_PREFIX: &str = "catalog/";
+
+/// Maps a name (or a `last=` cursor) into one key segment, keeping the order.
+fn encode_catalog_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '-' => ',',
+            '.' => '-',
+            '/' => '.',
+            other => other,
+        })
+        .collect()
+}
 
 pub fn catalog_entry(repo: &RepoName) -> Key {
-    key(format!("{CATALOG_PREFIX}{repo}!"))
+    key(catalog_cursor(repo.as_str()))
+}
+
+/// The key a catalog listing continues after, for a `last=` name (any string).
+pub fn catalog_cursor(name: &str) -> String {
+    format!("{CATALOG_PREFIX}{}!", encode_catalog_name(name))
 }
 
 /// The repository name of a catalog key, if it is one.
-pub fn catalog_name(key: &str) -> Option<&str> {
-    key.strip_prefix(CATALOG_PREFIX)?.strip_suffix('!')
+pub fn catalog_name(key: &str) -> Option<String> {
+    let encoded = key.strip_prefix(CATALOG_PREFIX)?.strip_suffix('!')?;
+    Some(
+        encoded
+            .chars()
+            .map(|c| match c {
+                ',' => '-',
+                '-' => '.',
+                '.' => '/',
+                other => other,
+            })
+            .collect(),
+    )
+}
+
+/// The repository name of a legacy (nested) catalog key.
+pub fn legacy_catalog_name(key: &str) -> Option<&str> {
+    key.strip_prefix(LEGACY_CATALOG_PREFIX)?.strip_suffix('!')
 }
 
 pub const UPLOADS_PREFIX: &str = "uploads/";
@@ -109,7 +147,9 @@ mod tests {
             .collect();
         names.sort();
         keys.sort();
-        let from_keys: Vec<&str> = keys.iter().map(|k| catalog_name(k).unwrap()).collect();
+        let from_keys: Vec<String> = keys.iter().map(|k| catalog_name(k).unwrap()).collect();
         assert_eq!(from_keys, names);
+        // One segment each, so segment-wise ordering stores agree.
+        assert!(keys.iter().all(|k| k.matches('/').count() == 1), "{keys:?}");
     }
 }

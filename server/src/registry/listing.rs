@@ -1,8 +1,9 @@
 //! Listings: tags of a repository, the catalog of repositories, and the referrers of a
 //! manifest. Tags and catalog page straight through storage listings (`n`, `last`).
 
+use bytes::Bytes;
 use futures_util::future::try_join_all;
-use oci_storage_core::{Digest, ListOptions, StorageExt};
+use oci_storage_core::{Digest, ListOptions, PutMode, StorageError, StorageExt};
 
 use super::error::{ErrorCode, RegistryError, Result, storage};
 use super::manifest_doc::ReferrerDescriptor;
@@ -125,11 +126,41 @@ impl Registry {
                 more: false,
             });
         }
-        let start_after = last.map(|l| format!("{}{l}!", layout::CATALOG_PREFIX));
-        self.page(layout::CATALOG_PREFIX, start_after, n, |k| {
-            layout::catalog_name(k).map(str::to_owned)
-        })
-        .await
+        let start_after = last.map(layout::catalog_cursor);
+        self.page(layout::CATALOG_PREFIX, start_after, n, layout::catalog_name)
+            .await
+    }
+
+    /// Moves catalog entries of the nested layout of earlier versions into the flat one;
+    /// answers how many moved. Walks only the old catalog prefix (one object per repository).
+    pub async fn migrate_legacy_catalog(&self) -> Result<usize> {
+        let legacy = self
+            .storage
+            .list_all(layout::LEGACY_CATALOG_PREFIX)
+            .await
+            .map_err(storage("listing the legacy catalog"))?;
+        let mut moved = 0;
+        for meta in legacy {
+            let Some(repo) =
+                layout::legacy_catalog_name(meta.key.as_str()).and_then(RepoName::parse)
+            else {
+                continue;
+            };
+            match self
+                .storage
+                .put_bytes(&layout::catalog_entry(&repo), Bytes::new(), PutMode::Create)
+                .await
+            {
+                Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(storage("writing the catalog")(e)),
+            }
+            self.storage
+                .delete(&meta.key)
+                .await
+                .map_err(storage("removing a legacy catalog entry"))?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Manifests whose `subject` is `digest`, optionally only those of one artifact type.

@@ -1,0 +1,286 @@
+//! Real object stores for tests: SeaweedFS (S3 API) and fake-gcs-server (GCS JSON API), each
+//! started once per test process on loopback ports and killed when that process exits. Every
+//! test gets a bucket of its own, so tests never see each other's objects.
+//!
+//! Blocking calls go through `curl` (not an HTTP client library) so this works from async
+//! tests too.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::tools::{require_tool, run_ok};
+
+pub const S3_ACCESS_KEY: &str = "AKIDTEST";
+pub const S3_SECRET_KEY: &str = "SECRETTEST";
+pub const S3_REGION: &str = "us-east-1";
+
+/// Which storage backend an end-to-end test server uses (`OCI_STORAGE_TEST_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Fs,
+    S3,
+    Gcs,
+}
+
+impl Backend {
+    /// The backend chosen by `OCI_STORAGE_TEST_BACKEND` (`fs`, the default, `s3` or `gcs`).
+    pub fn from_env() -> Self {
+        match std::env::var("OCI_STORAGE_TEST_BACKEND").as_deref() {
+            Ok("s3") => Self::S3,
+            Ok("gcs") => Self::Gcs,
+            Ok("fs") | Err(_) => Self::Fs,
+            Ok(other) => panic!("OCI_STORAGE_TEST_BACKEND={other}: expected fs, s3 or gcs"),
+        }
+    }
+
+    /// A `storage:` section for a fresh, empty store of this kind (fs: `data/` in the server's
+    /// scratch directory; object stores: a new prefix in a bucket shared by the test process,
+    /// as SeaweedFS gives each bucket volumes of its own and runs out after a few dozen).
+    pub fn fresh_storage_yaml(self) -> String {
+        match self {
+            Self::Fs => "storage:\n  type: fs\n  fs:\n    path: data\n".to_owned(),
+            Self::S3 => s3_storage_yaml(SeaweedFs::shared().test_bucket(), &unique_prefix()),
+            Self::Gcs => gcs_storage_yaml(FakeGcs::shared().test_bucket(), &unique_prefix()),
+        }
+    }
+}
+
+/// A `storage:` section for the s3 plugin on the shared SeaweedFS.
+pub fn s3_storage_yaml(bucket: &str, prefix: &str) -> String {
+    let s3 = SeaweedFs::shared();
+    format!(
+        "storage:\n  type: s3\n  s3:\n    bucket: {bucket}\n    prefix: \"{prefix}\"\n    region: {S3_REGION}\n    endpoint: {}\n    forcePathStyle: true\n    accessKeyId: {S3_ACCESS_KEY}\n    secretAccessKey: {S3_SECRET_KEY}\n",
+        s3.endpoint
+    )
+}
+
+/// A `storage:` section for the gcs plugin on the shared fake-gcs-server.
+pub fn gcs_storage_yaml(bucket: &str, prefix: &str) -> String {
+    let gcs = FakeGcs::shared();
+    format!(
+        "storage:\n  type: gcs\n  gcs:\n    bucket: {bucket}\n    prefix: \"{prefix}\"\n    endpoint: {}\n    anonymous: true\n    projectId: test\n",
+        gcs.endpoint
+    )
+}
+
+/// A prefix no other server of this test process uses.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn unique_bucket_name(kind: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{kind}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Kills `child_pid` once this test process is gone (statics are never dropped).
+#[allow(clippy::zombie_processes)] // the watchdog outlives this process on purpose
+fn kill_with_this_process(child_pid: u32) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {child_pid} 2>/dev/null",
+        std::process::id()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a watchdog");
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A SeaweedFS `weed mini` with the S3 gateway, static keys, all ports on loopback.
+#[derive(Debug)]
+pub struct SeaweedFs {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SeaweedFs {
+    /// The process-wide instance, started on first use.
+    pub fn shared() -> &'static SeaweedFs {
+        static SHARED: OnceLock<SeaweedFs> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    #[allow(clippy::zombie_processes)] // killed by its watchdog when this process exits
+    fn start() -> Self {
+        require_tool("weed");
+        let dir = tempfile::tempdir().expect("scratch directory");
+        let identities = format!(
+            r#"{{"identities":[{{"name":"ci","credentials":[{{"accessKey":"{S3_ACCESS_KEY}","secretKey":"{S3_SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+        );
+        let config = dir.path().join("s3.json");
+        std::fs::write(&config, identities).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let s3_port = free_port();
+        let mut cmd = Command::new("weed");
+        cmd.arg("mini")
+            .arg(format!("-dir={}", data.display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-s3.config={}", config.display()))
+            .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0"])
+            .args(["-s3.port.lance=0", "-debug.port=0", "-metricsPort=0"])
+            .args(["-s3.metricsPort=0", "-s3.debug.port=0"])
+            .arg(format!("-s3.port={s3_port}"));
+        // Every other port explicitly too: the defaults are fixed numbers that would collide.
+        for flag in [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+        ] {
+            cmd.arg(format!("-{flag}={}", free_port()));
+        }
+        let log = dir.path().join("weed.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start weed mini");
+        kill_with_this_process(child.id());
+        wait_for_port(s3_port, "SeaweedFS");
+        let store = Self {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            log,
+            _dir: dir,
+        };
+        // The gateway accepts connections before the filer behind it is ready.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while store.try_create_bucket("ready-probe").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS S3 did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        store
+    }
+
+    fn try_create_bucket(&self, name: &str) -> Result<(), String> {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+            .args(["--aws-sigv4", &format!("aws:amz:{S3_REGION}:s3")])
+            .args(["--user", &format!("{S3_ACCESS_KEY}:{S3_SECRET_KEY}")])
+            .arg(format!("{}/{name}", self.endpoint))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        match code.as_str() {
+            "200" | "409" => Ok(()),
+            _ => Err(format!("creating bucket {name}: HTTP {code}")),
+        }
+    }
+
+    /// The bucket shared by this test process (created on first use).
+    pub fn test_bucket(&self) -> &str {
+        static BUCKET: OnceLock<String> = OnceLock::new();
+        BUCKET.get_or_init(|| self.new_bucket())
+    }
+
+    /// Creates a new, empty bucket and answers its name.
+    pub fn new_bucket(&self) -> String {
+        let name = unique_bucket_name("s3");
+        self.try_create_bucket(&name).expect("create a bucket");
+        name
+    }
+}
+
+/// fake-gcs-server (the GCS JSON API) in memory.
+#[derive(Debug)]
+pub struct FakeGcs {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl FakeGcs {
+    /// The process-wide instance, started on first use.
+    pub fn shared() -> &'static FakeGcs {
+        static SHARED: OnceLock<FakeGcs> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    #[allow(clippy::zombie_processes)] // killed by its watchdog when this process exits
+    fn start() -> Self {
+        require_tool("fake-gcs-server");
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let child = Command::new("fake-gcs-server")
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-backend",
+                "memory",
+            ])
+            .args(["-port", &port.to_string(), "-public-host", &host])
+            .args([
+                "-external-url",
+                &format!("http://{host}"),
+                "-log-level",
+                "warn",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake-gcs-server");
+        kill_with_this_process(child.id());
+        wait_for_port(port, "fake-gcs-server");
+        Self {
+            endpoint: format!("http://{host}"),
+        }
+    }
+
+    /// The bucket shared by this test process (created on first use).
+    pub fn test_bucket(&self) -> &str {
+        static BUCKET: OnceLock<String> = OnceLock::new();
+        BUCKET.get_or_init(|| self.new_bucket())
+    }
+
+    /// Creates a new, empty bucket and answers its name.
+    pub fn new_bucket(&self) -> String {
+        let name = unique_bucket_name("gcs");
+        run_ok(
+            Command::new("curl")
+                .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json"])
+                .arg(format!("{}/storage/v1/b?project=test", self.endpoint))
+                .args(["-d", &format!(r#"{{"name":"{name}"}}"#)]),
+        );
+        name
+    }
+}
