@@ -11,6 +11,7 @@ mod lifecycle;
 mod operations;
 mod protocol;
 mod proxy;
+mod replicas;
 mod rest_api;
 mod skopeo;
 mod tls;
