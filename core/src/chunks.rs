@@ -35,6 +35,12 @@ impl Chunker {
         }
     }
 
+    /// Changes the size of the chunks that follow.
+    pub fn set_size(&mut self, size: usize) {
+        assert!(size > 0, "chunk size must be positive");
+        self.size = size;
+    }
+
     /// The next chunk; `None` once the stream is drained (an empty stream gives `None` at
     /// once). An error of the input stream is passed through.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {

@@ -150,7 +150,16 @@ async fn ranges(s: &dyn Storage, root: &str) {
     assert_eq!(collect(2..5).await, (2..5, b"234".to_vec()));
     assert_eq!(collect(7..100).await, (7..10, b"789".to_vec()));
     assert_eq!(collect(0..10).await, (0..10, b"0123456789".to_vec()));
-    assert_eq!(collect(10..20).await.1, Vec::<u8>::new());
+    assert_eq!(collect(10..20).await, (10..10, Vec::new()));
+    assert_eq!(collect(12..20).await.1, Vec::<u8>::new());
+
+    // Ranges of an empty object are empty.
+    let empty = key(root, "ranges/empty");
+    s.put_bytes(&empty, Bytes::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let got = s.get(&empty, Some(0..10)).await.unwrap();
+    assert_eq!((got.meta.size, got.range.end - got.range.start), (0, 0));
 }
 
 async fn failed_input_leaves_nothing(s: &dyn Storage, root: &str) {
@@ -407,11 +416,10 @@ async fn multipart(s: &dyn Storage, root: &str) {
         .await
         .unwrap();
     assert_eq!((p1.size, p2.size, p3.size), (5, 8, 3));
+    let failed = s.put_part(&k, &id, 4, failing_stream(b"bad")).await;
     assert!(
-        s.put_part(&k, &id, 4, failing_stream(b"bad"))
-            .await
-            .is_err(),
-        "a failed part stream is an error"
+        matches!(failed, Err(StorageError::Input(_))),
+        "a failed part stream is an input error, got {failed:?}"
     );
     assert!(
         !s.exists(&k).await.unwrap(),
@@ -433,11 +441,8 @@ async fn multipart(s: &dyn Storage, root: &str) {
             .await
             .unwrap(),
     );
-    assert!(
-        s.put_part(&seq, &id, 2, failing_stream(b"garbage"))
-            .await
-            .is_err()
-    );
+    let failed = s.put_part(&seq, &id, 2, failing_stream(b"garbage")).await;
+    assert!(matches!(failed, Err(StorageError::Input(_))), "{failed:?}");
     parts.push(
         s.put_part(&seq, &id, 2, bytes_stream(Bytes::from_static(b"two,")))
             .await
@@ -520,8 +525,9 @@ async fn concurrent_create(storage: Arc<dyn Storage>, root: &str) {
     }
     assert_eq!(winners, 1, "exactly one concurrent Create wins");
     let content = storage.get_bytes(&k, u64::MAX).await.unwrap();
+    assert_eq!(content.len(), 1024, "the winner's content is whole");
     assert!(
         content.iter().all(|b| *b == content[0]),
-        "the winner's content is whole"
+        "the winner's content is one writer's"
     );
 }

@@ -272,13 +272,21 @@ fn spawn_upload_expiry(registry: Registry) {
     });
 }
 
-/// Moves a catalog written by an earlier version into the current layout, in the background.
+/// Moves catalog entries written by an earlier version into the current layout, in the
+/// background, and again every ten minutes: during a rolling upgrade, replicas still on the
+/// old version keep writing old entries until they are replaced.
 fn spawn_catalog_migration(registry: Registry) {
     tokio::spawn(async move {
-        match registry.migrate_legacy_catalog().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(repositories = n, "moved catalog entries to the new layout"),
-            Err(e) => tracing::warn!(error = %e, "catalog migration failed; retried at next start"),
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match registry.migrate_legacy_catalog().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(repositories = n, "moved catalog entries to the new layout")
+                }
+                Err(e) => tracing::warn!(error = %e, "catalog migration failed; retried later"),
+            }
         }
     });
 }

@@ -342,7 +342,8 @@ fn tag_moves_are_seen_by_the_other_replica(backend: Backend) {
 fn racing_pushes_of_one_blob_and_one_tag(backend: Backend) {
     let pair = Pair::start(backend);
     let repo = "racing/app";
-    let layer = pseudo_random(42, 6 * 1024 * 1024 + 3);
+    // Over one 8 MiB part, so racing writes go through native multipart uploads.
+    let layer = pseudo_random(42, 17 * 1024 * 1024 + 3);
     let layer_digest = sha256(&layer);
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let config_digest = sha256(config);
@@ -396,6 +397,93 @@ fn racing_pushes_of_one_blob_and_one_tag(backend: Backend) {
     assert_eq!(tags["tags"], json!(["race"]));
 }
 
+fn racing_chunks_and_duplicate_completions(backend: Backend) {
+    let pair = Pair::start(backend);
+    let repo = "racing/chunks";
+    let resp = pair.send(
+        pair.client
+            .post(pair.a.at(&format!("/v2/{repo}/blobs/uploads/"))),
+    );
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["Location"].to_str().unwrap().to_owned();
+    // The same first chunk offset, different bytes, through both replicas at once.
+    let contents = [
+        pseudo_random(100, 2 * 1024 * 1024),
+        pseudo_random(200, 2 * 1024 * 1024),
+    ];
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let handles: Vec<_> = [&pair.a, &pair.b]
+            .into_iter()
+            .zip(&contents)
+            .map(|(server, data)| {
+                let (pair, location) = (&pair, &location);
+                scope.spawn(move || {
+                    pair.send(
+                        pair.client
+                            .patch(server.at(location))
+                            .header("Content-Type", "application/octet-stream")
+                            .header("Content-Range", format!("0-{}", data.len() - 1))
+                            .body(data.clone()),
+                    )
+                    .status()
+                    .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<usize> = (0..2).filter(|i| statuses[*i] == 202).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one chunk is accepted: {statuses:?}"
+    );
+    let loser = 1 - winners[0];
+    assert!(
+        [409, 416].contains(&statuses[loser]),
+        "the other is refused as a conflict: {statuses:?}"
+    );
+    let data = &contents[winners[0]];
+
+    // Two PUTs finish the session through both replicas at once: one completes it, the other
+    // is told it lost (never a server error), and the blob is the accepted chunk.
+    let digest = sha256(data);
+    let finish = with_query(&location, &format!("digest={digest}"));
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let handles: Vec<_> = [&pair.a, &pair.b]
+            .into_iter()
+            .map(|server| {
+                let (pair, finish) = (&pair, &finish);
+                scope.spawn(move || {
+                    pair.send(pair.client.put(server.at(finish)))
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        statuses.contains(&201),
+        "one completion succeeds: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 404, 409].contains(s)),
+        "a duplicated completion is a conflict or unknown, not an error: {statuses:?}"
+    );
+    for server in [&pair.a, &pair.b] {
+        let blob = pair.send(
+            pair.client
+                .get(server.at(&format!("/v2/{repo}/blobs/{digest}"))),
+        );
+        assert_eq!(blob.status(), 200);
+        assert!(
+            blob.bytes().unwrap() == *data,
+            "the accepted chunk is the blob"
+        );
+    }
+}
+
 macro_rules! on_each_object_store {
     ($($scenario:ident),* $(,)?) => {
         mod s3 {
@@ -412,4 +500,5 @@ on_each_object_store!(
     chunked_upload_moves_between_replicas,
     tag_moves_are_seen_by_the_other_replica,
     racing_pushes_of_one_blob_and_one_tag,
+    racing_chunks_and_duplicate_completions,
 );

@@ -3,6 +3,8 @@
 
 use gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile;
 use gcloud_storage::client::google_cloud_auth::error::Error as AuthError;
+use std::time::Duration;
+
 use gcloud_storage::client::{Client, ClientConfig};
 use oci_storage_core::PluginError;
 
@@ -12,7 +14,10 @@ pub(crate) async fn build(
     config: &GcsConfig,
     endpoint: Option<&str>,
 ) -> Result<Client, PluginError> {
-    let mut client_config = ClientConfig::default();
+    let mut client_config = ClientConfig {
+        http: Some(http_client()?),
+        ..ClientConfig::default()
+    };
     if let Some(endpoint) = endpoint {
         client_config.storage_endpoint = endpoint.to_owned();
     }
@@ -61,6 +66,17 @@ pub(crate) async fn build(
         client_config.project_id = Some(project.clone());
     }
     Ok(Client::new(client_config))
+}
+
+/// The default client has no timeouts at all: a stalled connection would hang a request
+/// forever. Reads get an idle timeout rather than a total one, so long transfers still work.
+fn http_client() -> Result<reqwest_middleware::ClientWithMiddleware, PluginError> {
+    let client = gcloud_reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| PluginError::Init(format!("gcs storage: HTTP client: {e}")))?;
+    Ok(reqwest_middleware::ClientBuilder::new(client).build())
 }
 
 /// An auth error for humans, without echoing credential material: serde messages can quote

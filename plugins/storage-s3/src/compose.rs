@@ -25,6 +25,20 @@ const COPY_PIECE: u64 = 4 * 1024 * 1024 * 1024;
 pub(crate) struct Source {
     pub name: String,
     pub size: u64,
+    /// When known, copies are pinned to this version: a source replaced meanwhile fails the
+    /// copy instead of mixing two versions.
+    pub etag: Option<String>,
+}
+
+/// How a large source is cut for UploadPartCopy: equal pieces of at most `COPY_PIECE`, so none
+/// is under S3's 5 MiB minimum.
+pub(crate) fn copy_pieces(size: u64) -> Vec<std::ops::Range<u64>> {
+    let count = size.div_ceil(COPY_PIECE).max(1);
+    let piece = size.div_ceil(count);
+    (0..count)
+        .map(|i| (i * piece).min(size)..((i + 1) * piece).min(size))
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 impl S3Storage {
@@ -37,7 +51,7 @@ impl S3Storage {
         if let [only] = sources
             && only.size <= MAX_COPY
         {
-            return self.copy_whole(&only.name, target).await;
+            return self.copy_whole(only, target).await;
         }
         if sources.iter().all(|s| s.size == 0) {
             return self
@@ -84,21 +98,22 @@ impl S3Storage {
         for source in sources {
             size += source.size;
             if pending.is_empty() && source.size >= MIN_PART {
-                let pieces = source.size.div_ceil(COPY_PIECE);
-                let piece = source.size.div_ceil(pieces);
-                let mut start = 0;
-                while start < source.size {
-                    let end = (start + piece).min(source.size);
+                for piece in copy_pieces(source.size) {
                     let number = parts.len() as i32 + 1;
                     parts.push(
-                        self.copy_part(target, upload_id, number, &source.name, start..end)
+                        self.copy_part(target, upload_id, number, source, piece)
                             .await?,
                     );
-                    start = end;
                 }
                 continue;
             }
-            let mut body = self.get_stream(&source.name, None).await?.1;
+            let (head, mut body) = self.get_stream(&source.name, None).await?;
+            if head.size != source.size {
+                return Err(backend(
+                    "part changed size since it was written",
+                    &source.name,
+                ));
+            }
             while let Some(bytes) = body.next().await {
                 let bytes = bytes.map_err(|e| StorageError::backend("s3 reading a part", e))?;
                 pending.extend_from_slice(&bytes);
@@ -141,7 +156,7 @@ impl S3Storage {
         target: &str,
         upload_id: &str,
         number: i32,
-        source: &str,
+        source: &Source,
         range: std::ops::Range<u64>,
     ) -> Result<CompletedPart, StorageError> {
         let out = self
@@ -151,7 +166,8 @@ impl S3Storage {
             .key(target)
             .upload_id(upload_id)
             .part_number(number)
-            .copy_source(self.copy_source(source))
+            .copy_source(self.copy_source(&source.name))
+            .set_copy_source_if_match(source.etag.clone())
             .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
             .send()
             .await
@@ -163,19 +179,21 @@ impl S3Storage {
     }
 
     /// One CopyObject (sources up to 5 GiB).
-    async fn copy_whole(&self, from: &str, to: &str) -> Result<Written, StorageError> {
+    async fn copy_whole(&self, from: &Source, to: &str) -> Result<Written, StorageError> {
         let out = self
             .client
             .copy_object()
             .bucket(&self.bucket)
             .key(to)
-            .copy_source(self.copy_source(from))
+            .copy_source(self.copy_source(&from.name))
+            .set_copy_source_if_match(from.etag.clone())
             .send()
             .await
-            .map_err(|e| errors::map(e, "copying", from))?;
-        let etag = out.copy_object_result.and_then(|r| r.e_tag);
-        let size = self.head_name(to).await?.0;
-        Ok(Written { size, etag })
+            .map_err(|e| errors::map(e, "copying", &from.name))?;
+        Ok(Written {
+            size: from.size,
+            etag: out.copy_object_result.and_then(|r| r.e_tag),
+        })
     }
 
     /// `bucket/name`, percent-encoded as the copy-source header requires.

@@ -90,8 +90,11 @@ impl S3Config {
             return Err(Self::invalid("bucket is required"));
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            // The read timeout runs until response headers, which for a server-side copy of a
+            // multi-GiB part can take minutes; it is there for stalled stores, not slow ones.
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(300))
                 .build(),
         );
         match (&self.access_key_id, &self.secret_access_key) {

@@ -10,16 +10,19 @@ pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
-/// 404 → NotFound, 412 (and 409 ConditionalRequestConflict: a concurrent conditional write
-/// won) → Precondition, anything else → Backend with the SDK's full context.
+/// 404 → NotFound (but a missing bucket or multipart upload is a backend fault, not a missing
+/// key), 412 (and 409 ConditionalRequestConflict: a concurrent conditional write won) →
+/// Precondition, anything else → Backend with the SDK's full context.
 pub(crate) fn map<E>(err: SdkError<E, HttpResponse>, what: &str, name: &str) -> StorageError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     match status(&err) {
-        Some(404) => StorageError::NotFound {
-            key: name.to_owned(),
-        },
+        Some(404) if !matches!(err.code(), Some("NoSuchBucket" | "NoSuchUpload")) => {
+            StorageError::NotFound {
+                key: name.to_owned(),
+            }
+        }
         Some(412) => StorageError::Precondition {
             key: name.to_owned(),
         },

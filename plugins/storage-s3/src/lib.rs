@@ -37,7 +37,7 @@ pub async fn factory(
 }
 
 /// One bucket (and prefix) of an S3-compatible store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Storage {
     client: Client,
     bucket: String,
@@ -45,6 +45,17 @@ pub struct S3Storage {
     prefix: String,
     /// Size of the parts streamed writes are cut into.
     part_size: usize,
+}
+
+/// By hand: the SDK client's Debug shows its configuration, access key id included.
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3Storage {
@@ -244,13 +255,14 @@ impl Storage for S3Storage {
 
     async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectMeta, StorageError> {
         let from_name = self.name(from);
-        let (size, _, _) = self.head_name(&from_name).await?;
+        let (size, etag, _) = self.head_name(&from_name).await?;
         let written = self
             .compose(
                 &self.name(to),
                 &[compose::Source {
                     name: from_name,
                     size,
+                    etag,
                 }],
             )
             .await?;
@@ -310,6 +322,7 @@ impl Storage for S3Storage {
                         object_parts::recorded_part_name(upload_id, part)?
                     ),
                     size: part.size,
+                    etag: None,
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;

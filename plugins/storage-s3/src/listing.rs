@@ -30,6 +30,13 @@ impl S3Storage {
     ) -> Result<ListPage, StorageError> {
         let limit = options.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let full_prefix = format!("{}{prefix}", self.prefix);
+        // The prefix rolled up last: foreign names under it that sort after `~` (non-ASCII)
+        // must not roll it up again.
+        let mut rolled: Option<String> = options
+            .start_after
+            .as_deref()
+            .filter(|s| options.delimiter && s.ends_with('/'))
+            .map(str::to_owned);
         let mut cursor = options.start_after.map(|s| {
             let s = if options.delimiter && s.ends_with('/') {
                 after_prefix(&s)
@@ -63,12 +70,17 @@ impl S3Storage {
                     // Internal names sort after every key: nothing visible follows.
                     return Ok(page);
                 }
+                if rolled.as_deref().is_some_and(|r| rel.starts_with(r)) {
+                    cursor = Some(name.clone());
+                    continue;
+                }
                 if options.delimiter
                     && let Some(slash) = rel[prefix.len()..].find('/')
                 {
                     let common = &rel[..prefix.len() + slash + 1];
                     page.prefixes.push(common.to_owned());
                     last = Some(common.to_owned());
+                    rolled = Some(common.to_owned());
                     cursor = Some(format!("{}{}", self.prefix, after_prefix(common)));
                     rolled_up = true;
                     break;

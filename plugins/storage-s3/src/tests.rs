@@ -122,8 +122,9 @@ async fn multipart_mixes_copied_and_reuploaded_parts() {
     let mib = 1024 * 1024;
     let key = Key::new("uploads/blob").unwrap();
     let id = s.create_multipart(&key).await.unwrap();
-    // Small, large (copied server-side), small, large after a pending remainder, tiny last.
-    let sizes = [100, 6 * mib, 3 * mib + 5, 7 * mib + 3, 10];
+    // Large first (copied server-side), small, large after a pending remainder (re-uploaded),
+    // an exact part that empties the buffer, large again (copied), tiny last.
+    let sizes = [6 * mib, 100, 6 * mib + 3, 2 * mib - 103, 5 * mib, 10];
     let mut parts = Vec::new();
     let mut whole = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
@@ -188,4 +189,42 @@ async fn unknown_or_inconsistent_settings_are_refused() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("partSizeMib"), "{err}");
+}
+
+#[test]
+fn large_copies_are_cut_into_equal_pieces_within_s3_limits() {
+    let gib = 1024 * 1024 * 1024u64;
+    let small = compose::copy_pieces(6 * 1024 * 1024);
+    assert_eq!((small.len(), small[0].clone()), (1, 0..6 * 1024 * 1024));
+    for size in [5 * gib, 5 * gib + 1, 11 * gib + 7, 4 * gib * 3] {
+        let pieces = compose::copy_pieces(size);
+        assert_eq!(pieces.first().unwrap().start, 0);
+        assert_eq!(pieces.last().unwrap().end, size);
+        assert!(
+            pieces.windows(2).all(|w| w[0].end == w[1].start),
+            "contiguous"
+        );
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.end - p.start <= 5 * gib && p.end - p.start >= 5 * 1024 * 1024),
+            "{size}: {pieces:?}"
+        );
+    }
+}
+
+#[test]
+fn part_size_grows_to_fit_s3s_part_limit() {
+    let base = 8 * 1024 * 1024;
+    assert_eq!(upload::part_size_for(base, 1), base);
+    assert_eq!(upload::part_size_for(base, 1000), 2 * base);
+    let total: u64 = (1..=10_000)
+        .map(|n| upload::part_size_for(base, n) as u64)
+        .sum();
+    assert!(
+        total > 5 * 1024u64.pow(4),
+        "10,000 parts reach 5 TiB: {total}"
+    );
+    assert_eq!(upload::part_size_for(base, 9_999), 512 * base);
+    assert_eq!(upload::part_size_for(base, 50_000), 5 * 1024 * 1024 * 1024);
 }

@@ -107,6 +107,7 @@ impl S3Storage {
         let mut current = Some(first);
         while let Some(chunk) = current.take() {
             let number = parts.len() as i32 + 1;
+            chunks.set_size(part_size_for(self.part_size, parts.len() + 1));
             size += chunk.len() as u64;
             let (uploaded, next) = tokio::join!(
                 self.upload_part(name, upload_id, number, chunk),
@@ -162,6 +163,15 @@ impl S3Storage {
             .set_e_tag(out.e_tag)
             .build())
     }
+}
+
+/// S3 joins at most 10,000 parts: the part size doubles every 1,000 parts, so an object of
+/// unknown length can reach S3's 5 TiB limit (memory stays two parts, which only grow for
+/// objects over 8 GiB at the default size).
+pub(crate) fn part_size_for(base: usize, parts_done: usize) -> usize {
+    const MAX_PART: usize = 5 * 1024 * 1024 * 1024;
+    let doublings = (parts_done / 1000).min(20) as u32;
+    base.saturating_mul(1 << doublings).min(MAX_PART)
 }
 
 pub(crate) fn backend(message: &str, name: &str) -> StorageError {

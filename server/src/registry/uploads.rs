@@ -25,6 +25,14 @@ use super::{Registry, RepoName, layout};
 
 /// Most sessions whose running hash is kept in memory.
 const MAX_CACHED_HASHERS: usize = 4096;
+/// Cached hashes older than this are dropped when the cache is full (their session most
+/// likely ended on another replica).
+const HASHER_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Most chunks one session may have: keeps its state object small and object stores within
+/// their part limits (S3 joins at most 10,000 parts).
+const MAX_CHUNKS: usize = 4000;
+/// Largest session state object read back.
+const MAX_STATE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where an upload session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,25 +68,32 @@ struct UploadState {
     offset: u64,
     multipart_id: Option<String>,
     parts: Vec<PartInfo>,
+    /// Set (with compare-and-swap) by the one request that completes the session, so a
+    /// duplicated PUT on another replica cannot join or discard it at the same time.
+    #[serde(default)]
+    completing: bool,
 }
 
 /// Running hashes of sessions, by id, valid at the recorded offset.
 #[derive(Debug, Default)]
-pub(super) struct HasherCache(Mutex<HashMap<String, (u64, Hasher)>>);
+pub(super) struct HasherCache(Mutex<HashMap<String, (u64, Hasher, std::time::Instant)>>);
 
 impl HasherCache {
     fn take(&self, id: &str, offset: u64) -> Option<Hasher> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match map.remove(id) {
-            Some((at, hasher)) if at == offset => Some(hasher),
+            Some((at, hasher, _)) if at == offset => Some(hasher),
             _ => None,
         }
     }
 
     fn put(&self, id: &str, offset: u64, hasher: Hasher) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED_HASHERS && !map.contains_key(id) {
+            map.retain(|_, (_, _, at)| at.elapsed() < HASHER_MAX_AGE);
+        }
         if map.len() < MAX_CACHED_HASHERS || map.contains_key(id) {
-            map.insert(id.to_owned(), (offset, hasher));
+            map.insert(id.to_owned(), (offset, hasher, std::time::Instant::now()));
         }
     }
 
@@ -92,6 +107,14 @@ fn upload_unknown() -> RegistryError {
         ErrorCode::BlobUploadUnknown,
         "blob upload unknown to registry",
     )
+}
+
+fn being_completed() -> RegistryError {
+    RegistryError::new(
+        ErrorCode::BlobUploadInvalid,
+        "the upload is being completed by another request",
+    )
+    .with_status(409)
 }
 
 fn valid_upload_id(id: &str) -> Result<()> {
@@ -143,14 +166,26 @@ impl Registry {
         algorithm: DigestAlgorithm,
     ) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        // The storage upload is opened with the session, so its id is recorded before any
+        // part exists: whatever a racing or failed chunk leaves is found by cancel and expiry.
+        let data_key = layout::upload_data(&id);
+        let multipart_id = self
+            .storage
+            .create_multipart(&data_key)
+            .await
+            .map_err(storage("starting a multipart upload"))?;
         let state = UploadState {
             repository: repo.to_string(),
             algorithm: algorithm.as_str().to_owned(),
             offset: 0,
-            multipart_id: None,
+            multipart_id: Some(multipart_id.clone()),
             parts: Vec::new(),
+            completing: false,
         };
-        self.write_state(&id, &state, PutMode::Create).await?;
+        if let Err(e) = self.write_state(&id, &state, PutMode::Create).await {
+            let _ = self.storage.abort_multipart(&data_key, &multipart_id).await;
+            return Err(e);
+        }
         Ok(UploadStatus { id, offset: 0 })
     }
 
@@ -183,6 +218,9 @@ impl Registry {
         chunk: UploadChunk,
     ) -> Result<UploadStatus> {
         let (mut state, version) = self.read_state(repo, id).await?;
+        if state.completing {
+            return Err(being_completed());
+        }
         self.append_chunk(id, &mut state, version, chunk).await?;
         Ok(UploadStatus {
             id: id.to_owned(),
@@ -198,8 +236,11 @@ impl Registry {
         digest: &Digest,
         last: Option<UploadChunk>,
     ) -> Result<()> {
-        let (mut state, version) = self.read_state(repo, id).await?;
-        if state.multipart_id.is_none() {
+        let (mut state, mut version) = self.read_state(repo, id).await?;
+        if state.completing {
+            return Err(being_completed());
+        }
+        if state.parts.is_empty() {
             // Nothing was PATCHed: the body is the whole blob; stream it straight into place.
             if let Some(start) = last.as_ref().and_then(|c| c.start).filter(|s| *s != 0) {
                 return Err(range_invalid(start, 0));
@@ -216,8 +257,14 @@ impl Registry {
             return result;
         }
         if let Some(chunk) = last {
-            self.append_chunk(id, &mut state, version, chunk).await?;
+            version = self.append_chunk(id, &mut state, version, chunk).await?;
         }
+        // Claim the completion: a duplicated PUT elsewhere now gets a conflict instead of
+        // joining the parts while this one reads them.
+        state.completing = true;
+        self.write_state(id, &state, PutMode::Update(version))
+            .await
+            .map_err(|_| being_completed())?;
         let result = self.assemble(id, &state, digest).await;
         if result.is_ok() {
             self.link_blob(repo, digest).await?;
@@ -268,12 +315,21 @@ impl Registry {
 
     async fn load_state(&self, id: &str) -> Result<(UploadState, String)> {
         valid_upload_id(id)?;
-        let mut got = match self.storage.get(&layout::upload_state(id), None).await {
+        let key = layout::upload_state(id);
+        // The version must describe the bytes read: head first could race a writer, so the
+        // object is read once and its version taken from that read.
+        let mut got = match self.storage.get(&key, None).await {
             Ok(got) => got,
             Err(StorageError::NotFound { .. }) => return Err(upload_unknown()),
             Err(e) => return Err(storage("reading an upload session")(e)),
         };
-        let mut buf = Vec::new();
+        if got.meta.size > MAX_STATE_BYTES {
+            return Err(RegistryError::internal(
+                "reading an upload session",
+                format!("state object is {} bytes", got.meta.size),
+            ));
+        }
+        let mut buf = Vec::with_capacity(got.meta.size as usize);
         while let Some(chunk) = got.body.next().await {
             buf.extend_from_slice(
                 &chunk.map_err(|e| RegistryError::internal("reading an upload session", e))?,
@@ -335,7 +391,14 @@ impl Registry {
             })?),
             None => None,
         };
+        if state.parts.len() >= MAX_CHUNKS {
+            return Err(RegistryError::new(
+                ErrorCode::BlobUploadInvalid,
+                format!("an upload may have at most {MAX_CHUNKS} chunks; send larger chunks"),
+            ));
+        }
         let data_key = layout::upload_data(id);
+        let opened_here = state.multipart_id.is_none();
         let multipart_id = match &state.multipart_id {
             Some(m) => m.clone(),
             None => self
@@ -368,21 +431,29 @@ impl Registry {
         {
             Ok(part) => part,
             Err(e) => {
-                if state.multipart_id.is_none() {
+                if opened_here {
                     // Started for this chunk and recorded nowhere: do not leave it behind.
                     let _ = self.storage.abort_multipart(&data_key, &multipart_id).await;
                 }
                 return Err(input_error(e, "writing an upload chunk"));
             }
         };
-        state.multipart_id = Some(multipart_id);
+        state.multipart_id = Some(multipart_id.clone());
         if part.size > 0 {
             state.offset += part.size;
             state.parts.push(part);
         }
-        let version = self
-            .write_state(id, state, PutMode::Update(version))
-            .await?;
+        let version = match self.write_state(id, state, PutMode::Update(version)).await {
+            Ok(version) => version,
+            Err(e) => {
+                // Another request took this offset. Its upload keeps the part (an unrecorded
+                // part is discarded with the session); one opened here is recorded nowhere.
+                if opened_here {
+                    let _ = self.storage.abort_multipart(&data_key, &multipart_id).await;
+                }
+                return Err(e);
+            }
+        };
         if hash_known && let Some(done) = outcome(&cell) {
             self.hashers.put(id, state.offset, done.state);
         }
@@ -477,7 +548,9 @@ impl Registry {
         if let Some(multipart_id) = &state.multipart_id
             && let Err(e) = self.storage.abort_multipart(&data_key, multipart_id).await
         {
+            // Keep the state: it is how expiry finds the parts to retry.
             tracing::warn!(error = %e, upload = id, "could not discard upload parts");
+            return;
         }
         for key in [data_key, layout::upload_state(id)] {
             if let Err(e) = self.storage.delete(&key).await {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmark the storage backends: oci-storage on SeaweedFS (s3 plugin) and on the filesystem,
+# with CNCF Distribution 2.8 on the same SeaweedFS (its s3 driver) as the reference, in the
+# same run. Push/pull throughput, manifest GET/HEAD rate and tags/list latency; numbers are
+# reported, never asserted. Usage: scripts/bench-storage.sh [--blob-mib 256] [--seconds 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-test-tools.sh >/dev/null
+cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 300); do curl -s --max-time 2 -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer at $1" >&2; exit 1; }
+key=AKIDBENCH secret=SECRETBENCH
+
+# SeaweedFS with every port on loopback (its defaults are fixed numbers).
+cat > "$work/s3.json" <<JSON
+{"identities":[{"name":"bench","credentials":[{"accessKey":"$key","secretKey":"$secret"}],
+  "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+mkdir "$work/weed"
+s3_port=$(free_port)
+weed_ports=()
+for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+            s3.port.grpc admin.port admin.port.grpc; do
+  weed_ports+=("-$flag=$(free_port)")
+done
+weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3_port" \
+  -s3.config="$work/s3.json" -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+  -debug.port=0 -metricsPort=0 -s3.metricsPort=0 -s3.debug.port=0 "${weed_ports[@]}" \
+  >"$work/weed.log" 2>&1 &
+pids+=($!)
+s3="http://127.0.0.1:$s3_port"
+for bucket in distribution oci-storage; do
+  for _ in $(seq 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \
+      --user "$key:$secret" "$s3/$bucket" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.2
+  done
+done
+
+ref_port=$(free_port); s3_ours=$(free_port); fs_ours=$(free_port)
+password="bench-$(date +%s)"
+
+cat > "$work/distribution.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage:
+  s3: {accesskey: $key, secretkey: $secret, region: us-east-1, regionendpoint: "$s3",
+       bucket: distribution, secure: false, v4auth: true}
+  delete: {enabled: true}
+  redirect: {disable: true}
+http: {addr: 127.0.0.1:$ref_port}
+YAML
+# AWS_CA_BUNDLE (set on some machines) makes its old AWS SDK refuse to start.
+env -u AWS_CA_BUNDLE docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
+pids+=($!); ref_pid=$!
+
+start_ours() { # $1 port, $2 storage yaml, $3 log name
+  cat > "$work/$3.yml" <<YAML
+server: {host: 127.0.0.1, port: $1}
+storage: $2
+auth: {anonymousPull: true, users: [{username: admin, password: "$password"}]}
+logging: {level: warn}
+YAML
+  target/release/oci-storage serve --config "$work/$3.yml" >"$work/$3.log" 2>&1 &
+  pids+=($!)
+}
+start_ours "$s3_ours" "{type: s3, s3: {bucket: oci-storage, region: us-east-1, endpoint: \"$s3\", forcePathStyle: true, accessKeyId: $key, secretAccessKey: $secret}}" ours-s3
+s3_pid=${pids[-1]}
+start_ours "$fs_ours" "{type: fs, fs: {path: $work/fs}}" ours-fs
+fs_pid=${pids[-1]}
+
+wait_http "http://127.0.0.1:$ref_port/v2/"
+wait_http "http://127.0.0.1:$s3_ours/healthz"
+wait_http "http://127.0.0.1:$fs_ours/healthz"
+echo "reference: Distribution $(docker-registry --version 2>/dev/null | head -1) on SeaweedFS $(weed version | head -1)" >&2
+
+target/release/registry-bench \
+  --target "distribution-s3=http://127.0.0.1:$ref_port,pid=$ref_pid" \
+  --target "oci-storage-s3=http://127.0.0.1:$s3_ours,pid=$s3_pid" \
+  --target "oci-storage-fs=http://127.0.0.1:$fs_ours,pid=$fs_pid" \
+  --user admin --password "$password" --blob-mib 256 "$@"
