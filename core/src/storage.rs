@@ -255,6 +255,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     ) -> Result<PartInfo, StorageError>;
 
     /// Joins the given parts, in order, into `key`, atomically; the upload id is then spent.
+    /// The upload is identified by its id: `key` may differ from the one it was created for
+    /// (the registry joins a verified upload straight into its blob's key).
     async fn complete_multipart(
         &self,
         key: &Key,

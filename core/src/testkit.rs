@@ -466,6 +466,25 @@ async fn multipart(s: &dyn Storage, root: &str) {
         .await
         .unwrap();
     s.complete_multipart(&single, &id, &[only]).await.unwrap();
+
+    // An upload may be joined into another key than the one it was created for.
+    let created_for = key(root, "multipart/created-for");
+    let elsewhere = key(root, "multipart/joined-elsewhere");
+    let id = s.create_multipart(&created_for).await.unwrap();
+    let part = s
+        .put_part(
+            &created_for,
+            &id,
+            1,
+            bytes_stream(Bytes::from_static(b"moved")),
+        )
+        .await
+        .unwrap();
+    s.complete_multipart(&elsewhere, &id, &[part])
+        .await
+        .unwrap();
+    assert_eq!(read_all(s, &elsewhere).await, &b"moved"[..]);
+    assert!(!s.exists(&created_for).await.unwrap());
     assert_eq!(read_all(s, &single).await, Bytes::from_static(b"one"));
 
     let aborted = key(root, "multipart/aborted");
@@ -478,8 +497,22 @@ async fn multipart(s: &dyn Storage, root: &str) {
         .await
         .expect("abort is idempotent");
     assert!(!s.exists(&aborted).await.unwrap());
-    let listed = s.list_all(&format!("{root}/multipart/")).await.unwrap();
-    assert_eq!(listed.len(), 3, "no part objects are listed: {listed:?}");
+    let listed: Vec<String> = s
+        .list_all(&format!("{root}/multipart/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key.as_str()[root.len() + "/multipart/".len()..].to_owned())
+        .collect();
+    let mut expected = ["joined-elsewhere", "object", "sequential", "single"];
+    expected.sort();
+    assert_eq!(listed, expected, "only completed objects are listed");
+    // Nor anywhere else: the whole key space holds no part objects of this suite.
+    let everything = s.list_all("").await.unwrap();
+    assert!(
+        everything.iter().all(|m| !m.key.as_str().contains(&id)),
+        "part objects are never listed"
+    );
 }
 
 async fn large_streamed_object(s: &dyn Storage, root: &str) {

@@ -468,28 +468,29 @@ impl Registry {
             let empty = oci_storage_core::storage::bytes_stream(Bytes::new());
             return self.store_verified_blob(digest, empty, Some(0)).await;
         }
-        self.storage
-            .complete_multipart(&data_key, multipart_id, &state.parts)
-            .await
-            .map_err(storage("joining upload chunks"))?;
         let cached = self
             .hashers
             .take(id, state.offset)
             .filter(|h| Self::algorithm(state) == digest.algorithm() && matches_alg(h, digest));
-        let actual = match cached {
-            Some(hasher) => hasher.finish(),
-            None => self.hash_object(&data_key, digest.algorithm()).await?,
-        };
-        if actual != *digest {
-            return Err(RegistryError::new(
-                ErrorCode::DigestInvalid,
-                "provided digest did not match uploaded content",
-            )
-            .with_detail(serde_json::json!({
-                "expected": digest.to_string(),
-                "actual": actual.to_string(),
-            })));
+        if let Some(hasher) = cached {
+            // This process saw every chunk, so the digest is known before anything is joined:
+            // join straight into the blob's place, with no staging object to copy.
+            check_digest(digest, hasher.finish())?;
+            if !self.blob_stored(digest).await? {
+                self.storage
+                    .complete_multipart(&layout::blob(digest), multipart_id, &state.parts)
+                    .await
+                    .map_err(storage("joining upload chunks"))?;
+            }
+            return Ok(());
         }
+        // Chunks came through other replicas too: join into staging, hash, then publish.
+        self.storage
+            .complete_multipart(&data_key, multipart_id, &state.parts)
+            .await
+            .map_err(storage("joining upload chunks"))?;
+        let actual = self.hash_object(&data_key, digest.algorithm()).await?;
+        check_digest(digest, actual)?;
         if !self.blob_stored(digest).await? {
             self.storage
                 .copy(&data_key, &layout::blob(digest))
@@ -558,6 +559,20 @@ impl Registry {
             }
         }
     }
+}
+
+fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {
+    if actual == *expected {
+        return Ok(());
+    }
+    Err(RegistryError::new(
+        ErrorCode::DigestInvalid,
+        "provided digest did not match uploaded content",
+    )
+    .with_detail(serde_json::json!({
+        "expected": expected.to_string(),
+        "actual": actual.to_string(),
+    })))
 }
 
 fn matches_alg(h: &Hasher, digest: &Digest) -> bool {
