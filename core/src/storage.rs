@@ -267,6 +267,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Discards a multipart upload and its parts; succeeds if it no longer exists.
     async fn abort_multipart(&self, key: &Key, upload_id: &str) -> Result<(), StorageError>;
 
+    /// A short-lived URL from which a client may download the object directly (a presigned
+    /// redirect), when the backend is configured to offer one; `None` serves the bytes through
+    /// the registry. The URL must not carry a secret that outlives it.
+    async fn download_url(&self, _key: &Key) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
     /// Checks that the backend is reachable (used by `/readyz`).
     async fn check(&self) -> Result<(), StorageError> {
         self.list(

@@ -8,6 +8,7 @@ mod helm;
 mod helm_repo;
 mod identity;
 mod lifecycle;
+mod object_storage;
 mod operations;
 mod protocol;
 mod proxy;

@@ -46,6 +46,17 @@ pub struct S3Config {
     /// holds about two parts in memory.
     #[serde(default = "default_part_size_mib")]
     pub part_size_mib: u64,
+    /// Answer blob downloads with a redirect to a presigned URL of the bucket, so the bytes
+    /// flow from the store to the client directly. Clients must reach `endpoint` (or AWS).
+    #[serde(default)]
+    pub redirect_downloads: bool,
+    /// How long a presigned download URL stays valid (seconds, 1..=604800).
+    #[serde(default = "default_redirect_expiry_seconds")]
+    pub redirect_expiry_seconds: u64,
+}
+
+fn default_redirect_expiry_seconds() -> u64 {
+    300
 }
 
 fn default_part_size_mib() -> u64 {
@@ -73,6 +84,19 @@ impl S3Config {
             )));
         }
         Ok((self.part_size_mib * 1024 * 1024) as usize)
+    }
+
+    /// How long presigned download URLs live, when downloads are redirected.
+    pub(crate) fn redirect_expiry(&self) -> Result<Option<Duration>, PluginError> {
+        if !self.redirect_downloads {
+            return Ok(None);
+        }
+        if !(1..=604_800).contains(&self.redirect_expiry_seconds) {
+            return Err(Self::invalid(
+                "redirectExpirySeconds must be between 1 and 604800 (7 days)",
+            ));
+        }
+        Ok(Some(Duration::from_secs(self.redirect_expiry_seconds)))
     }
 
     /// The prefix with a trailing `/` (or empty), checked to be a sequence of key segments.

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
 use futures_util::stream;
 use oci_storage_core::object_parts::{self, check_upload_id};
 use oci_storage_core::{
@@ -45,6 +46,8 @@ pub struct S3Storage {
     prefix: String,
     /// Size of the parts streamed writes are cut into.
     part_size: usize,
+    /// Lifetime of presigned download URLs, when downloads are redirected.
+    redirect_expiry: Option<std::time::Duration>,
 }
 
 /// By hand: the SDK client's Debug shows its configuration, access key id included.
@@ -63,12 +66,14 @@ impl S3Storage {
     pub async fn connect(config: S3Config) -> Result<Self, PluginError> {
         let part_size = config.part_size()?;
         let prefix = config.normalised_prefix()?;
+        let redirect_expiry = config.redirect_expiry()?;
         let client = config.client().await?;
         Ok(Self {
             client,
             bucket: config.bucket,
             prefix,
             part_size,
+            redirect_expiry,
         })
     }
 
@@ -346,6 +351,26 @@ impl Storage for S3Storage {
             self.delete_name(&name).await?;
         }
         Ok(())
+    }
+
+    async fn download_url(&self, key: &Key) -> Result<Option<String>, StorageError> {
+        let Some(expiry) = self.redirect_expiry else {
+            return Ok(None);
+        };
+        let name = self.name(key);
+        let presigning = PresigningConfig::expires_in(expiry)
+            .map_err(|e| StorageError::backend("s3 presigning", e))?;
+        // Signed locally with the configured keys: the URL carries the key id and a
+        // signature, never the secret.
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&name)
+            .presigned(presigning)
+            .await
+            .map_err(|e| errors::map(e, "presigning", &name))?;
+        Ok(Some(request.uri().to_owned()))
     }
 
     async fn check(&self) -> Result<(), StorageError> {

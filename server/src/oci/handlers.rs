@@ -269,6 +269,15 @@ async fn get_blob(
     head: bool,
 ) -> Result<Response> {
     let registry = &state.registry;
+    if !head && let Some(url) = registry.blob_redirect(name, digest).await? {
+        // The store serves the bytes (and any Range) itself; HEAD stays here, as clients
+        // expect its headers from the registry.
+        return Ok(Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(DOCKER_CONTENT_DIGEST, digest.to_string())
+            .finish());
+    }
     let range_header = req
         .headers()
         .get(header::RANGE)

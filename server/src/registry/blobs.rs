@@ -51,6 +51,15 @@ impl Registry {
         }
     }
 
+    /// Where a client may download the blob directly, when storage offers presigned URLs.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        self.require_link(repo, digest).await?;
+        self.storage
+            .download_url(&layout::blob(digest))
+            .await
+            .map_err(storage("presigning a blob download"))
+    }
+
     /// Removes the blob from the repository (the content stays while others reference it).
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.require_delete_enabled()?;
