@@ -25,6 +25,28 @@ const SECRET_KEYS: &[&str] = &[
     "credentialsJson",
 ];
 
+/// A copy of free-form plugin settings with the values of secret keys masked (for Debug).
+pub(crate) fn redact_secrets(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let masked = if SECRET_KEYS.contains(&k.as_str()) {
+                        serde_json::Value::String("***".into())
+                    } else {
+                        redact_secrets(v)
+                    };
+                    (k.clone(), masked)
+                })
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(redact_secrets).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

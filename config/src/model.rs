@@ -89,7 +89,7 @@ impl Default for ServerConfig {
 
 /// `storage`: the storage plugin, chosen by `type`, with its settings under a key of the same
 /// name (`storage.fs`, `storage.s3`, …).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 pub struct StorageConfig {
     #[serde(rename = "type", default = "default_storage_type")]
     pub kind: String,
@@ -111,6 +111,21 @@ impl Default for StorageConfig {
                 serde_json::json!({"path": "./data", "fsync": true}),
             )]),
         }
+    }
+}
+
+/// Plugin settings are free-form JSON: Debug shows them with secret values masked.
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: BTreeMap<&String, serde_json::Value> = self
+            .settings
+            .iter()
+            .map(|(k, v)| (k, crate::redact_secrets(v)))
+            .collect();
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("settings", &settings)
+            .finish()
     }
 }
 
@@ -230,12 +245,24 @@ impl Default for AuthConfig {
 }
 
 /// An identity provider plugin: its `type` and its settings.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 pub struct ProviderConfig {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(flatten)]
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field(
+                "settings",
+                &crate::redact_secrets(&serde_json::Value::Object(self.settings.clone())),
+            )
+            .finish()
+    }
 }
 
 /// One configured user.

@@ -119,3 +119,29 @@ fn secrets_from_files() {
         "Debug never shows secrets"
     );
 }
+
+#[test]
+fn storage_plugin_secrets_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("id");
+    let secret = dir.path().join("secret");
+    std::fs::write(&id, "AKIDFROMFILE\n").unwrap();
+    std::fs::write(&secret, "very-secret\n").unwrap();
+    let yaml = format!(
+        "storage:\n  type: s3\n  s3:\n    bucket: b\n    accessKeyIdFile: {}\n",
+        id.display()
+    );
+    let env = vec![(
+        "OCI_STORAGE__STORAGE__S3__SECRET_ACCESS_KEY_FILE".to_owned(),
+        secret.display().to_string(),
+    )];
+    let c = parse(&yaml, "f", env).unwrap();
+    let s3 = c.storage.selected_settings();
+    assert_eq!(s3["accessKeyId"], "AKIDFROMFILE");
+    assert_eq!(s3["secretAccessKey"], "very-secret");
+    assert!(s3.get("secretAccessKeyFile").is_none());
+    assert!(
+        !format!("{c:?}").contains("very-secret"),
+        "Debug never shows plugin secrets"
+    );
+}

@@ -1,10 +1,46 @@
 //! Cutting a [`ByteStream`] into fixed-size chunks, for object stores whose uploads need each
 //! request's length up front (S3 parts, GCS resumable chunks). Memory is bounded by one chunk.
 
+use std::sync::Mutex;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::ByteStream;
+
+/// Part-sized buffers kept for reuse. Allocating and freeing buffers of megabytes from many
+/// threads made glibc's malloc keep the freed memory in per-thread arenas, so resident memory
+/// crept up with the bytes pushed; recycling a few buffers keeps it flat.
+static SPARE_BUFFERS: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
+/// Most buffers kept.
+const MAX_SPARE_BUFFERS: usize = 8;
+/// Smaller buffers are not worth keeping.
+const MIN_RECYCLED_CAPACITY: usize = 1024 * 1024;
+
+/// A buffer of at least `size` bytes of capacity, recycled when one is at hand.
+fn take_buffer(size: usize) -> BytesMut {
+    let mut spare = SPARE_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+    match spare
+        .iter()
+        .position(|b| b.capacity() >= size && b.capacity() <= size.saturating_mul(2))
+    {
+        Some(i) => spare.swap_remove(i),
+        None => BytesMut::with_capacity(size),
+    }
+}
+
+/// Hands a chunk back once it has been sent: its buffer is reused if nothing else holds it.
+pub fn recycle(chunk: Bytes) {
+    if let Ok(mut buffer) = chunk.try_into_mut()
+        && buffer.capacity() >= MIN_RECYCLED_CAPACITY
+    {
+        buffer.clear();
+        let mut spare = SPARE_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(buffer);
+        }
+    }
+}
 
 /// Reads a stream as chunks of exactly `size` bytes; only the last one may be shorter.
 pub struct Chunker {
@@ -52,6 +88,9 @@ impl Chunker {
                     // Whole chunk inside what we hold already: hand it out without copying.
                     return Ok(Some(self.carry.split_to(wanted)));
                 }
+                if buf.capacity() == 0 {
+                    buf = take_buffer(self.size);
+                }
                 let take = wanted.min(self.carry.len());
                 buf.extend_from_slice(&self.carry.split_to(take));
                 if buf.len() == self.size {
@@ -64,7 +103,10 @@ impl Chunker {
             match self.body.next().await {
                 Some(Ok(bytes)) => {
                     if buf.capacity() == 0 && !bytes.is_empty() {
-                        buf.reserve(self.size.min(bytes.len().max(64 * 1024)));
+                        // The whole chunk at once (growing by doubling would copy), from a
+                        // recycled buffer when possible. Pages not yet written are not
+                        // resident, so a small body costs little.
+                        buf = take_buffer(self.size);
                     }
                     self.carry = bytes;
                 }
@@ -110,6 +152,26 @@ mod tests {
         );
         assert!(chunks(&[], 4).await.is_empty());
         assert!(chunks(&[b"", b""], 4).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sent_chunks_lend_their_buffers_to_later_ones() {
+        let size = 2 * MIN_RECYCLED_CAPACITY;
+        let pieces: Vec<Result<Bytes, std::io::Error>> = (0..8)
+            .map(|_| Ok(Bytes::from(vec![7u8; size / 4 + 1])))
+            .collect();
+        let mut c = Chunker::new(Box::pin(stream::iter(pieces)), size);
+        let first = c.next_chunk().await.unwrap().unwrap();
+        let address = first.as_ptr();
+        recycle(first);
+        let second = c.next_chunk().await.unwrap().unwrap();
+        assert_eq!(second.len(), size);
+        assert!(second.iter().all(|b| *b == 7));
+        assert_eq!(
+            second.as_ptr(),
+            address,
+            "the first chunk's buffer was reused"
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use gcloud_storage::http::objects::upload::{Media, UploadObjectRequest, UploadTy
 use gcloud_storage::http::resumable_upload_client::{
     ChunkSize, ResumableUploadClient, UploadStatus,
 };
-use oci_storage_core::chunks::Chunker;
+use oci_storage_core::chunks::{self, Chunker};
 use oci_storage_core::{ByteStream, PutMode, StorageError};
 
 use crate::GcsStorage;
@@ -199,6 +199,8 @@ async fn send_chunks(
             return finalized(session.upload_multiple_chunk(current, &range).await);
         }
         let range = ChunkSize::new(offset, end - 1, None);
+        // Kept to hand the buffer back to the chunker's pool once sent.
+        let sent_chunk = current.clone();
         let next = match lookahead.take() {
             Some(next) => {
                 incomplete(session.upload_multiple_chunk(current, &range).await, end)?;
@@ -214,6 +216,7 @@ async fn send_chunks(
                 next
             }
         };
+        chunks::recycle(sent_chunk);
         offset = end;
         match next {
             Some(chunk) => current = chunk,

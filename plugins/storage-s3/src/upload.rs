@@ -6,7 +6,7 @@
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use oci_storage_core::chunks::Chunker;
+use oci_storage_core::chunks::{self, Chunker};
 use oci_storage_core::{ByteStream, StorageError};
 
 use crate::{S3Storage, errors};
@@ -76,6 +76,7 @@ impl S3Storage {
         condition: &Condition,
     ) -> Result<Written, StorageError> {
         let size = bytes.len() as u64;
+        let sent = bytes.clone();
         let out = self
             .client
             .put_object()
@@ -88,6 +89,7 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| errors::map(e, "writing", name))?;
+        chunks::recycle(sent);
         Ok(Written {
             size,
             etag: out.e_tag,
@@ -146,6 +148,7 @@ impl S3Storage {
         number: i32,
         bytes: Bytes,
     ) -> Result<CompletedPart, StorageError> {
+        let sent = bytes.clone();
         let out = self
             .client
             .upload_part()
@@ -158,6 +161,7 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| errors::map(e, "uploading a part of", name))?;
+        chunks::recycle(sent);
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(out.e_tag)
