@@ -502,3 +502,114 @@ on_each_object_store!(
     racing_pushes_of_one_blob_and_one_tag,
     racing_chunks_and_duplicate_completions,
 );
+
+/// Forwards TCP connections to `target`, keeping every byte clients sent (to see which S3
+/// requests a process makes).
+struct RecordingProxy {
+    endpoint: String,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    fn start(target: &str) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let target = target.trim_start_matches("http://").to_owned();
+        let sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
+        let record = sent.clone();
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut client_r, mut upstream_w) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut upstream_r, mut client_w) = (upstream, client);
+                let record = record.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(n) = client_r.read(&mut buf) {
+                        if n == 0 || upstream_w.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = upstream_w.shutdown(std::net::Shutdown::Write);
+                });
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut upstream_r, &mut client_w);
+                    let _ = client_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { endpoint, sent }
+    }
+
+    /// The `prefix` of every ListObjectsV2 request seen so far, decoded.
+    fn listed_prefixes(&self) -> Vec<String> {
+        let sent = String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned();
+        sent.lines()
+            .filter(|l| l.starts_with("GET ") && l.contains("list-type=2"))
+            .map(|l| {
+                l.split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("prefix="))
+                    .unwrap_or("")
+                    .replace("%2F", "/")
+                    .replace("%2f", "/")
+            })
+            .collect()
+    }
+}
+
+/// A replica joining a bucket that already holds images and upload sessions serves without
+/// walking it: its only listings at startup are of small, dedicated prefixes (the legacy
+/// catalog and the upload sessions, by background tasks that do not delay serving).
+#[test]
+fn startup_does_not_walk_the_bucket() {
+    let pair = Pair::start(Backend::S3);
+    for i in 0..3 {
+        let repo = format!("walk/app{i}");
+        let manifest = small_image(&pair, &pair.a, &repo, i);
+        pair.push_manifest(&pair.a, &repo, "v1", &manifest);
+    }
+    let resp = pair.send(pair.client.post(pair.a.at("/v2/walk/open/blobs/uploads/")));
+    assert_eq!(resp.status(), 202, "an open upload session");
+
+    let proxy = RecordingProxy::start(&SeaweedFs::shared().endpoint);
+    let config = std::fs::read_to_string(pair.a.scratch("config.yaml"))
+        .unwrap()
+        .replace(&SeaweedFs::shared().endpoint, &proxy.endpoint);
+    let c = Server::start_with(BIN, &config, &[]);
+    let ready = eventually(Duration::from_secs(10), || {
+        pair.client
+            .get(c.at("/readyz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert!(ready.is_some(), "the new replica became ready");
+    // It serves at once, from storage.
+    assert!(pair.resolve(&c, "walk/app1", "v1").is_some());
+    let seen = String::from_utf8_lossy(&proxy.sent.lock().unwrap()).into_owned();
+    assert!(
+        seen.contains("walk/app1/_tags/v1"),
+        "the replica's storage traffic goes through the recording proxy"
+    );
+    let prefix = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("prefix: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    for listed in proxy.listed_prefixes() {
+        let rel = listed
+            .strip_prefix(&format!("{prefix}/"))
+            .unwrap_or(&listed);
+        assert!(
+            ["catalog/", "uploads/", "repositories/walk/app1/_tags/"]
+                .iter()
+                .any(|allowed| rel.starts_with(allowed)),
+            "startup listed {listed:?}"
+        );
+    }
+}
