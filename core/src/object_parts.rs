@@ -17,6 +17,17 @@ pub fn is_internal(name: &str) -> bool {
     name.starts_with('~')
 }
 
+/// A configured object-name prefix, normalised: empty, or key segments with a trailing `/`
+/// (the same grammar as keys, so `{prefix}{key}` names can be treated uniformly).
+pub fn object_prefix(prefix: &str) -> Result<String, StorageError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    crate::Key::new(trimmed)?;
+    Ok(format!("{trimmed}/"))
+}
+
 /// A fresh upload id (32 lowercase hex digits).
 pub fn new_upload_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -72,6 +83,16 @@ mod tests {
         assert!(Key::new(&name).is_err());
         // Every key character sorts before '~', so internal names list after every key.
         assert!("zzz/zzz" < PARTS_NAMESPACE);
+    }
+
+    #[test]
+    fn prefixes_are_normalised_and_checked() {
+        assert_eq!(object_prefix("").unwrap(), "");
+        assert_eq!(object_prefix("/").unwrap(), "");
+        assert_eq!(object_prefix("prod").unwrap(), "prod/");
+        assert_eq!(object_prefix("a/b/").unwrap(), "a/b/");
+        assert!(object_prefix("../x").is_err());
+        assert!(object_prefix("a//b").is_err());
     }
 
     #[test]

@@ -375,15 +375,8 @@ fn check_bucket(bucket: &str) -> Result<String, PluginError> {
 
 /// `""` stays empty; anything else gets exactly one trailing `/`.
 fn normalize_prefix(prefix: &str) -> Result<String, PluginError> {
-    if prefix.is_empty() {
-        return Ok(String::new());
-    }
-    let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
-    // The same grammar as keys, so listing can treat `{prefix}{key}` names uniformly.
-    if let Err(e) = Key::new(trimmed) {
-        return Err(config_error("prefix", format!("{prefix:?}: {e}")));
-    }
-    Ok(format!("{trimmed}/"))
+    oci_storage_core::object_parts::object_prefix(prefix)
+        .map_err(|e| config_error("prefix", format!("{prefix:?}: {e}")))
 }
 
 fn normalize_endpoint(endpoint: &str) -> Result<String, PluginError> {

@@ -101,12 +101,8 @@ impl S3Config {
 
     /// The prefix with a trailing `/` (or empty), checked to be a sequence of key segments.
     pub(crate) fn normalised_prefix(&self) -> Result<String, PluginError> {
-        let trimmed = self.prefix.trim_matches('/');
-        if trimmed.is_empty() {
-            return Ok(String::new());
-        }
-        oci_storage_core::Key::new(trimmed).map_err(|e| Self::invalid(format!("prefix: {e}")))?;
-        Ok(format!("{trimmed}/"))
+        oci_storage_core::object_parts::object_prefix(&self.prefix)
+            .map_err(|e| Self::invalid(format!("prefix: {e}")))
     }
 
     pub(crate) async fn client(&self) -> Result<Client, PluginError> {
