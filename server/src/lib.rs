@@ -176,9 +176,6 @@ fn report_pending_sections(loaded: &Loaded) {
             "backup: configuration accepted, but backups are not implemented in this version"
         );
     }
-    if c.proxy.enabled {
-        tracing::warn!("proxy: cache size limits (maxSizeGB) are not enforced yet in this version");
-    }
 }
 
 /// Everything a running server needs, built from configuration.
