@@ -137,6 +137,108 @@ pub struct SearchPage {
     pub items: Vec<SearchHit>,
 }
 
+/// What a search looks for.
+#[derive(Debug, Default, Clone)]
+pub struct SearchFilters {
+    /// Free text, matched case-insensitively against names, descriptions and keywords.
+    pub text: Option<String>,
+    pub kind: Option<RepositoryKind>,
+    /// Only repositories under this prefix.
+    pub prefix: Option<String>,
+}
+
+/// Charts (newest version of each) and other repositories the caller may pull, matching the
+/// filters, sorted by repository. Shared by the REST API and the web interface.
+pub async fn search_repositories(
+    state: &AppState,
+    caller: &Caller,
+    filters: &SearchFilters,
+) -> Result<Vec<SearchHit>, RegistryError> {
+    let needle = filters.text.as_deref().map(str::to_lowercase);
+    let matches_text = |text: &str| {
+        needle
+            .as_deref()
+            .is_none_or(|n| text.to_lowercase().contains(n))
+    };
+    let in_prefix = |repo: &str| {
+        filters
+            .prefix
+            .as_deref()
+            .is_none_or(|p| repo.starts_with(p))
+    };
+    let (_, charts) = state.charts.entries().await;
+    let mut newest: std::collections::BTreeMap<&str, &crate::charts::IndexEntry> =
+        Default::default();
+    for entry in charts.iter() {
+        let newer = newest.get(entry.repository.as_str()).is_none_or(|current| {
+            semver::Version::parse(&entry.metadata.version).ok()
+                > semver::Version::parse(&current.metadata.version).ok()
+        });
+        if newer {
+            newest.insert(&entry.repository, entry);
+        }
+    }
+    let mut hits: Vec<SearchHit> = Vec::new();
+    if filters.kind.is_none_or(|k| k == RepositoryKind::Chart) {
+        for (repo, e) in &newest {
+            let text_hit = matches_text(&e.metadata.name)
+                || e.metadata.description.as_deref().is_some_and(&matches_text)
+                || e.metadata.keywords.iter().any(|k| matches_text(k));
+            if text_hit && in_prefix(repo) && state.access.may_pull(caller, repo) {
+                hits.push(SearchHit {
+                    repository: (*repo).to_owned(),
+                    kind: RepositoryKind::Chart,
+                    name: e.metadata.name.clone(),
+                    version: Some(e.metadata.version.clone()),
+                    description: e.metadata.description.clone(),
+                });
+            }
+        }
+    }
+    if filters.kind.is_none_or(|k| k != RepositoryKind::Chart) {
+        let mut last: Option<String> = None;
+        let mut scanned = 0;
+        loop {
+            let page = state.registry.catalog(Some(1000), last.as_deref()).await?;
+            for name in &page.items {
+                scanned += 1;
+                if newest.contains_key(name.as_str())
+                    || !in_prefix(name)
+                    || !matches_text(name)
+                    || !state.access.may_pull(caller, name)
+                {
+                    continue;
+                }
+                let Some(repo) = RepoName::parse(name) else {
+                    continue;
+                };
+                let tags = state
+                    .registry
+                    .list_tags(&repo, None, None)
+                    .await
+                    .map(|p| p.items)
+                    .unwrap_or_default();
+                let found = repository_kind(state, &repo, &tags, false).await;
+                if filters.kind.is_none_or(|k| k == found) {
+                    hits.push(SearchHit {
+                        repository: name.clone(),
+                        kind: found,
+                        name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+                        version: None,
+                        description: None,
+                    });
+                }
+            }
+            match (page.more, page.items.last()) {
+                (true, Some(name)) if scanned < SEARCH_SCAN_LIMIT => last = Some(name.clone()),
+                _ => break,
+            }
+        }
+    }
+    hits.sort_by(|a, b| a.repository.cmp(&b.repository));
+    Ok(hits)
+}
+
 /// Most repositories a search walks.
 const SEARCH_SCAN_LIMIT: usize = 20_000;
 
@@ -407,87 +509,14 @@ impl RepositoriesApi {
         per_page: Query<Option<u32>>,
     ) -> Result<Json<SearchPage>, ApiError> {
         let caller = Caller::User(principal);
-        let needle = q.0.as_deref().map(str::to_lowercase);
-        let matches_text = |text: &str| {
-            needle
-                .as_deref()
-                .is_none_or(|n| text.to_lowercase().contains(n))
+        let filters = SearchFilters {
+            text: q.0,
+            kind: kind.0,
+            prefix: prefix.0,
         };
-        let in_prefix = |repo: &str| prefix.0.as_deref().is_none_or(|p| repo.starts_with(p));
-        let (_, charts) = state.charts.entries().await;
-        let mut newest: std::collections::BTreeMap<&str, &crate::charts::IndexEntry> =
-            Default::default();
-        for entry in charts.iter() {
-            let newer = newest.get(entry.repository.as_str()).is_none_or(|current| {
-                semver::Version::parse(&entry.metadata.version).ok()
-                    > semver::Version::parse(&current.metadata.version).ok()
-            });
-            if newer {
-                newest.insert(&entry.repository, entry);
-            }
-        }
-        let mut hits: Vec<SearchHit> = Vec::new();
-        if kind.0.is_none_or(|k| k == RepositoryKind::Chart) {
-            for (repo, e) in &newest {
-                let text_hit = matches_text(&e.metadata.name)
-                    || e.metadata.description.as_deref().is_some_and(&matches_text)
-                    || e.metadata.keywords.iter().any(|k| matches_text(k));
-                if text_hit && in_prefix(repo) && state.access.may_pull(&caller, repo) {
-                    hits.push(SearchHit {
-                        repository: (*repo).to_owned(),
-                        kind: RepositoryKind::Chart,
-                        name: e.metadata.name.clone(),
-                        version: Some(e.metadata.version.clone()),
-                        description: e.metadata.description.clone(),
-                    });
-                }
-            }
-        }
-        if kind.0.is_none_or(|k| k != RepositoryKind::Chart) {
-            let mut last: Option<String> = None;
-            let mut scanned = 0;
-            loop {
-                let page = state
-                    .registry
-                    .catalog(Some(1000), last.as_deref())
-                    .await
-                    .map_err(from_registry)?;
-                for name in &page.items {
-                    scanned += 1;
-                    if newest.contains_key(name.as_str())
-                        || !in_prefix(name)
-                        || !matches_text(name)
-                        || !state.access.may_pull(&caller, name)
-                    {
-                        continue;
-                    }
-                    let Some(repo) = RepoName::parse(name) else {
-                        continue;
-                    };
-                    let tags = state
-                        .registry
-                        .list_tags(&repo, None, None)
-                        .await
-                        .map(|p| p.items)
-                        .unwrap_or_default();
-                    let found = repository_kind(state, &repo, &tags, false).await;
-                    if kind.0.is_none_or(|k| k == found) {
-                        hits.push(SearchHit {
-                            repository: name.clone(),
-                            kind: found,
-                            name: name.rsplit('/').next().unwrap_or(name).to_owned(),
-                            version: None,
-                            description: None,
-                        });
-                    }
-                }
-                match (page.more, page.items.last()) {
-                    (true, Some(name)) if scanned < SEARCH_SCAN_LIMIT => last = Some(name.clone()),
-                    _ => break,
-                }
-            }
-        }
-        hits.sort_by(|a, b| a.repository.cmp(&b.repository));
+        let hits = search_repositories(state, &caller, &filters)
+            .await
+            .map_err(from_registry)?;
         let per_page = per_page.0.unwrap_or(50);
         let page = page.0.unwrap_or(1);
         let total = hits.len() as u64;
