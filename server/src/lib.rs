@@ -13,6 +13,7 @@ pub mod registry;
 pub mod state;
 mod tls;
 mod token_endpoint;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -224,11 +225,13 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         registry.clone(),
         loaded.config.helm.clone(),
     ));
+    let sessions = ui::session::Sessions::new(registry.storage().clone());
     Ok(Arc::new(AppState {
         registry,
         access,
         charts,
         proxy,
+        sessions,
     }))
 }
 
@@ -240,7 +243,12 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .nest_no_strip("/api", api::routes())
         .at("/auth/token", token_endpoint::token)
         .at("/healthz", health::healthz)
-        .at("/*path", charts::classic::classic)
+        .nest("/ui", ui::routes())
+        // poem's catch-all also takes `/`, which is the web interface's home page.
+        .at(
+            "/*path",
+            ui::RootOr::new(ui::home_endpoint(), charts::classic::classic),
+        )
         .at("/readyz", health::readyz)
         .data(state)
         // A bug must cost one request an error answer, never the connection or the process.

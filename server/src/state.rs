@@ -13,4 +13,6 @@ pub struct AppState {
     pub charts: Arc<Charts>,
     /// The pull-through proxy, when enabled.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// Browser sessions of the web interface.
+    pub sessions: crate::ui::session::Sessions,
 }

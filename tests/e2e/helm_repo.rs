@@ -463,7 +463,7 @@ fn chartmuseum_upload_then_oci_pull_and_provenance() {
 }
 
 /// A gzip'd tar with raw entry names (so hostile names can be written).
-fn tgz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn tgz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, content) in files {
         let mut header = tar::Header::new_gnu();
@@ -480,7 +480,12 @@ fn tgz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Pushes a chart archive as an OCI artifact the way helm does; answers the manifest PUT.
-fn push_oci(client: &Client, server: &Server, repo: &str, archive: &[u8]) -> (u16, Value) {
+pub(crate) fn push_oci(
+    client: &Client,
+    server: &Server,
+    repo: &str,
+    archive: &[u8],
+) -> (u16, Value) {
     let config = br#"{"apiVersion":"v2","name":"evil","version":"1.0.0"}"#.to_vec();
     for blob in [&config, &archive.to_vec()] {
         let resp = client

@@ -17,6 +17,7 @@ mod rest_api;
 mod skopeo;
 mod tls;
 mod token_auth;
+mod web_ui;
 
 use oci_storage_tests::Server;
 

@@ -5,7 +5,7 @@
 mod charts;
 mod problem;
 mod proxy;
-mod repositories;
+pub(crate) mod repositories;
 mod security;
 mod system;
 mod tokens;

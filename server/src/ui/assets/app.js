@@ -1,0 +1,24 @@
+// Search as you type: the form still works without this script (a plain GET of `/`).
+(() => {
+  const form = document.querySelector('form.search');
+  const results = document.getElementById('results');
+  if (!form || !results) return;
+  let timer = null;
+  let latest = 0;
+  const refresh = async () => {
+    const params = new URLSearchParams(new FormData(form));
+    const ticket = ++latest;
+    history.replaceState(null, '', '/?' + params);
+    params.set('partial', '1');
+    const resp = await fetch('/?' + params, { credentials: 'same-origin' });
+    if (resp.ok && ticket === latest) results.innerHTML = await resp.text();
+  };
+  form.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 200);
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    refresh();
+  });
+})();

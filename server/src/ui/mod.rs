@@ -1,0 +1,351 @@
+//! The web interface: server-rendered pages (askama templates, checked at compile time) with
+//! assets embedded in the binary and a little JavaScript on top. Everything shown is escaped by
+//! the templates; what a caller may see is decided by the same access rules as `/v2`.
+
+pub mod session;
+
+use std::sync::Arc;
+
+use askama::Template;
+use poem::http::{StatusCode, header};
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::{Data, Form, Query};
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
+use serde::Deserialize;
+
+use crate::api::repositories::{RepositoryKind, SearchFilters, search_repositories};
+use crate::auth::{Caller, Principal};
+use crate::state::AppState;
+use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, SessionClaims, random_token};
+
+const APP_CSS: &str = include_str!("assets/app.css");
+const APP_JS: &str = include_str!("assets/app.js");
+
+/// The pages under `/ui` (the home page is `/`, routed by the application).
+pub fn routes() -> impl poem::Endpoint {
+    Route::new()
+        .at("/login", get(login_page).post(login))
+        .at("/logout", post(logout))
+        .at("/static/app.css", get(app_css))
+        .at("/static/app.js", get(app_js))
+        .with(poem::middleware::CookieJarManager::new())
+}
+
+/// `/`, with the cookie jar the pages need.
+pub fn home_endpoint() -> impl poem::Endpoint {
+    get(home).with(poem::middleware::CookieJarManager::new())
+}
+
+/// Sends `/` to the home page and every other path to `other`.
+pub struct RootOr {
+    home: poem::endpoint::BoxEndpoint<'static>,
+    other: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl std::fmt::Debug for RootOr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RootOr { .. }")
+    }
+}
+
+impl RootOr {
+    pub fn new(
+        home_page: impl poem::Endpoint + 'static,
+        rest: impl poem::Endpoint + 'static,
+    ) -> Self {
+        Self {
+            home: home_page.map_to_response().boxed(),
+            other: rest.map_to_response().boxed(),
+        }
+    }
+}
+
+impl poem::Endpoint for RootOr {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if req.uri().path() == "/" {
+            self.home.call(req).await
+        } else {
+            self.other.call(req).await
+        }
+    }
+}
+
+/// The signed-in user of a request, if any.
+async fn session(state: &AppState, jar: &CookieJar) -> Option<SessionClaims> {
+    let cookie = jar.get(SESSION_COOKIE)?;
+    state.sessions.verify(cookie.value_str()).await
+}
+
+fn caller(state: &AppState, claims: Option<&SessionClaims>) -> Caller {
+    match claims {
+        Some(claims) => {
+            let mut identity = claims.identity();
+            state.access.policy().add_memberships(&mut identity);
+            Caller::User(Principal {
+                identity,
+                api_token: None,
+            })
+        }
+        None => Caller::Anonymous,
+    }
+}
+
+fn html(page: impl Template) -> Response {
+    match page.render() {
+        Ok(body) => Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .header("Content-Security-Policy", CSP)
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Referrer-Policy", "same-origin")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Only our own scripts and styles: an injected inline script would not run.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// One row of the repository list.
+#[derive(Debug)]
+struct Row {
+    repository: String,
+    kind: &'static str,
+    version: String,
+    description: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    user: Option<String>,
+    csrf: String,
+    query: String,
+    kind: String,
+    hits: Vec<Row>,
+}
+
+#[derive(Template)]
+#[template(path = "results.html")]
+struct Results {
+    user: Option<String>,
+    hits: Vec<Row>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HomeQuery {
+    q: Option<String>,
+    kind: Option<String>,
+    /// Set by the search-as-you-type script: answer the result list only.
+    partial: Option<String>,
+}
+
+fn kind_name(kind: RepositoryKind) -> &'static str {
+    match kind {
+        RepositoryKind::Chart => "chart",
+        RepositoryKind::Image => "image",
+        RepositoryKind::Artifact => "artifact",
+        RepositoryKind::Empty => "empty",
+    }
+}
+
+#[handler]
+async fn home(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    let claims = session(state, jar).await;
+    let caller = caller(state, claims.as_ref());
+    let kind = match query.kind.as_deref() {
+        Some("chart") => Some(RepositoryKind::Chart),
+        Some("image") => Some(RepositoryKind::Image),
+        _ => None,
+    };
+    let filters = SearchFilters {
+        text: query.q.clone().filter(|q| !q.trim().is_empty()),
+        kind,
+        prefix: None,
+    };
+    let hits = match search_repositories(state, &caller, &filters).await {
+        Ok(hits) => hits,
+        Err(e) => {
+            tracing::error!(error = %e.message, "listing repositories for the web interface");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let rows = hits
+        .into_iter()
+        .map(|h| Row {
+            repository: h.repository,
+            kind: kind_name(h.kind),
+            version: h.version.unwrap_or_default(),
+            description: h.description.unwrap_or_default(),
+        })
+        .collect();
+    let user = claims.as_ref().map(|c| c.sub.clone());
+    if query.partial.is_some() {
+        return html(Results { user, hits: rows });
+    }
+    html(HomePage {
+        user,
+        csrf: claims.map(|c| c.csrf).unwrap_or_default(),
+        query: query.q.unwrap_or_default(),
+        kind: query.kind.unwrap_or_default(),
+        hits: rows,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    user: Option<String>,
+    csrf: String,
+    error: String,
+}
+
+fn secure(req: &Request) -> bool {
+    req.scheme() == &poem::http::uri::Scheme::HTTPS
+}
+
+fn cookie(name: &str, value: String, req: &Request, max_age: u64) -> Cookie {
+    let mut cookie = Cookie::new_with_str(name, value);
+    cookie.set_path("/");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_secure(secure(req));
+    cookie.set_max_age(std::time::Duration::from_secs(max_age));
+    cookie
+}
+
+/// The login form, with a fresh double-submit CSRF token.
+fn login_form(req: &Request, jar: &CookieJar, error: &str) -> Response {
+    let token = random_token();
+    let mut login_cookie = cookie(LOGIN_CSRF_COOKIE, token.clone(), req, 3600);
+    login_cookie.set_same_site(SameSite::Strict);
+    jar.add(login_cookie);
+    let mut resp = html(LoginPage {
+        user: None,
+        csrf: token,
+        error: error.to_owned(),
+    });
+    if !error.is_empty() {
+        resp.set_status(StatusCode::UNAUTHORIZED);
+    }
+    resp
+}
+
+#[handler]
+async fn login_page(req: &Request, jar: &CookieJar) -> Response {
+    login_form(req, jar, "")
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+/// A form post without the right token: refused before anything else happens.
+fn csrf_refused() -> Response {
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .content_type("text/plain; charset=utf-8")
+        .body(
+            "This form has expired or did not come from this site. Reload the page and try again.",
+        )
+}
+
+fn same_token(expected: Option<&str>, given: &str) -> bool {
+    expected.is_some_and(|e| {
+        !e.is_empty() && oci_storage_core::secret::constant_time_eq(e.as_bytes(), given.as_bytes())
+    })
+}
+
+#[handler]
+async fn login(
+    req: &Request,
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = jar.get(LOGIN_CSRF_COOKIE).map(|c| c.value_str().to_owned());
+    if !same_token(expected.as_deref(), &form.csrf) {
+        return csrf_refused();
+    }
+    use base64::Engine as _;
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", form.username, form.password))
+    );
+    let client = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    match state.access.basic(&header, client).await {
+        Ok(Some(principal)) if principal.api_token.is_none() => {
+            let Ok(value) = state.sessions.issue(&principal.identity).await else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            jar.remove(LOGIN_CSRF_COOKIE);
+            jar.add(cookie(
+                SESSION_COOKIE,
+                value,
+                req,
+                session::Sessions::max_age(),
+            ));
+            Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header(header::LOCATION, "/")
+                .finish()
+        }
+        Err(crate::auth::Denial::TooManyRequests(_)) => {
+            login_form(req, jar, "Too many failed attempts. Try again later.")
+        }
+        _ => login_form(req, jar, "Wrong username or password."),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+#[handler]
+async fn logout(
+    req: &Request,
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let claims = session(state, jar).await;
+    if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), &form.csrf) {
+        return csrf_refused();
+    }
+    // Expired at once, on the path it was set for (a bare removal would name the request's).
+    jar.add(cookie(SESSION_COOKIE, String::new(), req, 0));
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, "/")
+        .finish()
+}
+
+#[handler]
+fn app_css() -> Response {
+    Response::builder()
+        .content_type("text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(APP_CSS)
+}
+
+#[handler]
+fn app_js() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(APP_JS)
+}

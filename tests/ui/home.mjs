@@ -1,0 +1,79 @@
+// Browser test of the home page: anonymous view, login, search as you type, escaping of
+// hostile chart metadata, logout, and CSRF-less form posts refused.
+// Usage: BASE_URL=… UI_USER=… UI_PASSWORD=… SCREENSHOTS=dir node home.mjs
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const base = process.env.BASE_URL;
+const shots = process.env.SCREENSHOTS;
+const check = (ok, what) => { if (!ok) throw new Error(`failed: ${what}`); console.log(`ok: ${what}`); };
+
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ui-')), {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1200, height: 800 },
+});
+try {
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+
+  await page.goto(base + '/');
+  check(await page.getByText('Nothing to show').isVisible(), 'anonymous callers see no private repository');
+  await page.screenshot({ path: join(shots, 'home-anonymous.png'), fullPage: true });
+
+  await page.getByRole('navigation').getByRole('link', { name: 'Log in' }).click();
+  await page.getByLabel('Username').fill(process.env.UI_USER);
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  check(await page.getByRole('alert').textContent() === 'Wrong username or password.', 'a wrong password is refused');
+  await page.getByLabel('Username').fill(process.env.UI_USER);
+  await page.getByLabel('Password').fill(process.env.UI_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(base + '/');
+  check((await page.locator('.who').textContent()) === process.env.UI_USER, 'logged in');
+  const cookies = await browser.cookies();
+  const session = cookies.find((c) => c.name === 'ocis_session');
+  check(session && session.httpOnly && session.sameSite === 'Lax', 'the session cookie is HttpOnly and SameSite');
+
+  const rows = page.locator('table.repos tbody tr');
+  check(await rows.count() === 2, 'both repositories are listed');
+  await page.screenshot({ path: join(shots, 'home.png'), fullPage: true });
+
+  // Search as you type: the list narrows without a page load.
+  // (history.replaceState counts as a same-document navigation; only a load is a reload.)
+  const loads = [];
+  page.on('load', () => loads.push(page.url()));
+  await page.getByLabel('Search charts and images').pressSequentially('hostile', { delay: 30 });
+  await rows.nth(1).waitFor({ state: 'detached' });
+  check((await rows.first().locator('.repo').textContent()) === 'charts/hostile', 'search finds the chart');
+  check(loads.length === 0, 'results update in place, without a page load');
+  check(page.url().includes('q=hostile'), 'the address keeps the query');
+
+  // Hostile metadata is shown as text and runs nothing.
+  const description = await rows.first().locator('td').nth(3).textContent();
+  check(description.includes('<script>'), 'the description is shown literally');
+  check(await page.evaluate(() => window.__pwned === undefined), 'no injected script ran');
+  await page.screenshot({ path: join(shots, 'search.png'), fullPage: true });
+
+  // Forms without the session's token are refused; the session survives.
+  const forged = await page.request.post(base + '/ui/logout', { form: { csrf: 'forged' } });
+  check(forged.status() === 403, 'a logout without the CSRF token is refused');
+  await page.reload();
+  check((await page.locator('.who').textContent()) === process.env.UI_USER, 'still logged in');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(base + '/');
+  check(await page.getByRole('navigation').getByRole('link', { name: 'Log in' }).isVisible(), 'logged out');
+
+  // Narrow screens get the stacked layout.
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.screenshot({ path: join(shots, 'home-phone.png'), fullPage: true });
+  check(errors.length === 0, `no script errors (${errors.join('; ')})`);
+} finally {
+  await browser.close();
+}
