@@ -486,6 +486,17 @@ pub(crate) fn push_oci(
     repo: &str,
     archive: &[u8],
 ) -> (u16, Value) {
+    push_oci_tagged(client, server, repo, "1.0.0", archive)
+}
+
+/// [`push_oci`] under a given tag (a chart version is the tag named after it).
+pub(crate) fn push_oci_tagged(
+    client: &Client,
+    server: &Server,
+    repo: &str,
+    tag: &str,
+    archive: &[u8],
+) -> (u16, Value) {
     let config = br#"{"apiVersion":"v2","name":"evil","version":"1.0.0"}"#.to_vec();
     for blob in [&config, &archive.to_vec()] {
         let resp = client
@@ -505,7 +516,7 @@ pub(crate) fn push_oci(
         "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": sha256(archive), "size": archive.len()}],
     });
     let resp = client
-        .put(server.at(&format!("/v2/{repo}/manifests/1.0.0")))
+        .put(server.at(&format!("/v2/{repo}/manifests/{tag}")))
         .basic_auth(USER, Some(PASSWORD))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .body(manifest.to_string())

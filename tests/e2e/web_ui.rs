@@ -7,7 +7,7 @@ use std::process::Command;
 
 use oci_storage_tests::{PASSWORD, USER, require_tool, run};
 
-use crate::helm_repo::{push_oci, tgz};
+use crate::helm_repo::{push_oci, push_oci_tagged, tgz};
 
 fn ui_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/ui")
@@ -21,18 +21,26 @@ fn screenshots() -> PathBuf {
 
 /// Runs one browser script against `base`; its output names every check.
 fn browser_script(script: &str, base: &str) {
+    browser_script_with(script, base, &[]);
+}
+
+fn browser_script_with(script: &str, base: &str, env: &[(&str, &str)]) {
     require_tool("chromium");
     require_tool("node");
     assert!(
         ui_dir().join("node_modules/playwright-core").exists(),
         "playwright-core is not installed: run scripts/install-test-tools.sh"
     );
-    let out = run(Command::new("node")
-        .arg(ui_dir().join(script))
+    let mut cmd = Command::new("node");
+    cmd.arg(ui_dir().join(script))
         .env("BASE_URL", base)
         .env("UI_USER", USER)
         .env("UI_PASSWORD", PASSWORD)
-        .env("SCREENSHOTS", screenshots()));
+        .env("SCREENSHOTS", screenshots());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -85,4 +93,57 @@ fn home_page_login_search_escaping_and_csrf() {
         assert!(screenshots().join(shot).exists(), "{shot}");
     }
     assert!(!server.logs().contains(PASSWORD), "no password in the log");
+}
+
+fn webapp_chart(version: &str) -> Vec<u8> {
+    let chart_yaml = format!(
+        "apiVersion: v2\nname: webapp\nversion: {version}\nappVersion: \"1.25\"\ndescription: A small web application\nkeywords: [web, demo]\nhome: https://example.com/webapp\nmaintainers:\n  - name: Ada\n    email: ada@example.com\n"
+    );
+    tgz(&[
+        ("webapp/Chart.yaml", chart_yaml.into_bytes()),
+        (
+            "webapp/values.yaml",
+            b"# How many pods\nreplicaCount: 2\nimage:\n  repository: nginx # the image\n  tag: \"1.25\"\n".to_vec(),
+        ),
+        (
+            "webapp/README.md",
+            b"# Web application\n\nInstall it with **helm**.\n\n| key | default |\n|---|---|\n| replicaCount | 2 |\n".to_vec(),
+        ),
+        ("webapp/templates/deployment.yaml", b"kind: Deployment\n".to_vec()),
+    ])
+}
+
+#[test]
+fn chart_page_values_readme_copy_and_download() {
+    let server = super::server();
+    let client = server.client();
+    let mut archives = Vec::new();
+    for version in ["0.1.0", "0.2.0"] {
+        let archive = webapp_chart(version);
+        let (status, body) = push_oci_tagged(&client, &server, "charts/webapp", version, &archive);
+        assert_eq!(status, 201, "{body}");
+        archives.push(archive);
+    }
+    let chart_yaml = "apiVersion: v2\nname: hostile\nversion: 1.0.0\n";
+    let readme = "# Hostile\n\n<script>window.__pwned=1</script>\n<img src=x onerror=\"window.__pwned=2\">\n<a href=\"#\" onclick=\"window.__pwned=3\">click</a>\n[js](javascript:window.__pwned=4)\n";
+    let hostile = tgz(&[
+        ("hostile/Chart.yaml", chart_yaml.as_bytes().to_vec()),
+        ("hostile/README.md", readme.as_bytes().to_vec()),
+    ]);
+    let (status, body) = push_oci(&client, &server, "charts/hostile", &hostile);
+    assert_eq!(status, 201, "{body}");
+
+    let download = server.scratch("downloaded.tgz");
+    browser_script_with(
+        "chart.mjs",
+        &server.url,
+        &[("DOWNLOAD_TO", download.to_str().unwrap())],
+    );
+    assert!(
+        std::fs::read(&download).unwrap() == archives[0],
+        "the downloaded archive is the one pushed"
+    );
+    for shot in ["chart.png", "chart-phone.png"] {
+        assert!(screenshots().join(shot).exists(), "{shot}");
+    }
 }

@@ -2,6 +2,8 @@
 //! assets embedded in the binary and a little JavaScript on top. Everything shown is escaped by
 //! the templates; what a caller may see is decided by the same access rules as `/v2`.
 
+mod chart;
+mod render;
 pub mod session;
 
 use std::sync::Arc;
@@ -26,6 +28,8 @@ pub fn routes() -> impl poem::Endpoint {
     Route::new()
         .at("/login", get(login_page).post(login))
         .at("/logout", post(logout))
+        .at("/chart", get(chart::chart_page))
+        .at("/chart/download", get(chart::chart_download))
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())
@@ -115,6 +119,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 #[derive(Debug)]
 struct Row {
     repository: String,
+    /// The chart page, for charts.
+    link: String,
     kind: &'static str,
     version: String,
     description: String,
@@ -182,6 +188,7 @@ async fn home(
     let rows = hits
         .into_iter()
         .map(|h| Row {
+            link: chart::link(&h.repository, None),
             repository: h.repository,
             kind: kind_name(h.kind),
             version: h.version.unwrap_or_default(),

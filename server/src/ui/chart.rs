@@ -1,0 +1,248 @@
+//! The chart page: versions, metadata, README, values, templates, install commands, download.
+
+use std::sync::Arc;
+
+use askama::Template;
+use poem::http::{StatusCode, header};
+use poem::web::cookie::CookieJar;
+use poem::web::{Data, Query};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::render::{YamlLine, readme_html, yaml_lines};
+use super::{caller, html, session};
+use crate::charts::IndexEntry;
+use crate::registry::RepoName;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ChartQuery {
+    repository: String,
+    version: Option<String>,
+}
+
+/// `/ui/chart?repository=…&version=…`
+pub(super) fn link(repository: &str, version: Option<&str>) -> String {
+    let mut query = vec![("repository", repository)];
+    if let Some(v) = version {
+        query.push(("version", v));
+    }
+    format!(
+        "/ui/chart?{}",
+        serde_urlencoded::to_string(&query).unwrap_or_default()
+    )
+}
+
+#[derive(Template)]
+#[template(path = "chart.html")]
+struct ChartPage {
+    user: Option<String>,
+    csrf: String,
+    repository: String,
+    name: String,
+    version: String,
+    description: String,
+    deprecated: bool,
+    app_version: String,
+    created: String,
+    size: String,
+    provenance: bool,
+    home: String,
+    sources: Vec<String>,
+    maintainers: Vec<String>,
+    keywords: Vec<String>,
+    dependencies: Vec<String>,
+    /// (version, pushed, link)
+    versions: Vec<(String, String, String)>,
+    templates: Vec<String>,
+    readme: String,
+    values: Vec<YamlLine>,
+    install_oci: String,
+    install_repo: String,
+    download: String,
+    file_name: String,
+}
+
+fn not_found() -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .content_type("text/plain; charset=utf-8")
+        .body("No such chart.")
+}
+
+/// The versions of a chart the caller may see, newest first, and the chosen one.
+async fn versions_of(
+    state: &AppState,
+    jar: &CookieJar,
+    query: &ChartQuery,
+) -> Option<(Option<session::SessionClaims>, Vec<Arc<IndexEntry>>, usize)> {
+    let claims = super::session(state, jar).await;
+    let caller = caller(state, claims.as_ref());
+    if !state.access.may_pull(&caller, &query.repository) {
+        return None;
+    }
+    let (_, all) = state.charts.entries().await;
+    let mut versions: Vec<Arc<IndexEntry>> = all
+        .into_iter()
+        .filter(|e| e.repository == query.repository)
+        .collect();
+    versions.sort_by(|a, b| {
+        let va = semver::Version::parse(&a.metadata.version).ok();
+        let vb = semver::Version::parse(&b.metadata.version).ok();
+        vb.cmp(&va)
+    });
+    let chosen = match query.version.as_deref() {
+        Some(v) => versions.iter().position(|e| e.metadata.version == v)?,
+        None if versions.is_empty() => return None,
+        None => 0,
+    };
+    Some((claims, versions, chosen))
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} B"),
+    }
+}
+
+#[handler]
+pub(super) async fn chart_page(
+    req: &Request,
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Query(query): Query<ChartQuery>,
+) -> Response {
+    let Some((claims, versions, chosen)) = versions_of(state, jar, &query).await else {
+        return not_found();
+    };
+    let entry = &versions[chosen];
+    let record = match state.charts.record(&entry.repository, &entry.tag).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading chart metadata for the web interface");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let m = &record.content.metadata;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:3030")
+        .to_owned();
+    let scheme = if super::secure(req) { "https" } else { "http" };
+    let namespace = entry.namespace();
+    let repo_alias = if namespace.is_empty() {
+        "oci-storage".to_owned()
+    } else {
+        namespace.replace('/', "-")
+    };
+    let plain_http = if scheme == "http" {
+        " --plain-http"
+    } else {
+        ""
+    };
+    html(ChartPage {
+        user: claims.as_ref().map(|c| c.sub.clone()),
+        csrf: claims.map(|c| c.csrf).unwrap_or_default(),
+        repository: entry.repository.clone(),
+        name: m.name.clone(),
+        version: m.version.clone(),
+        description: m.description.clone().unwrap_or_default(),
+        deprecated: m.deprecated,
+        app_version: m.app_version.clone().unwrap_or_default(),
+        created: entry.created.clone(),
+        size: human_size(entry.chart_size),
+        provenance: entry.provenance_digest.is_some(),
+        home: m.home.clone().unwrap_or_default(),
+        sources: m.sources.clone(),
+        maintainers: m
+            .maintainers
+            .iter()
+            .map(|p| match &p.email {
+                Some(email) => format!("{} <{email}>", p.name),
+                None => p.name.clone(),
+            })
+            .collect(),
+        keywords: m.keywords.clone(),
+        dependencies: m
+            .dependencies
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version.clone().unwrap_or_default()))
+            .collect(),
+        versions: versions
+            .iter()
+            .map(|v| {
+                (
+                    v.metadata.version.clone(),
+                    v.created.clone(),
+                    link(&v.repository, Some(&v.metadata.version)),
+                )
+            })
+            .collect(),
+        templates: record.content.templates.clone(),
+        readme: record
+            .content
+            .readme
+            .as_deref()
+            .map(readme_html)
+            .unwrap_or_default(),
+        values: record
+            .content
+            .values
+            .as_deref()
+            .map(yaml_lines)
+            .unwrap_or_default(),
+        install_oci: format!(
+            "helm install {} oci://{host}/{} --version {}{plain_http}",
+            m.name, entry.repository, m.version
+        ),
+        install_repo: format!(
+            "helm repo add {repo_alias} {scheme}://{host}/{namespace} && helm install {} {repo_alias}/{} --version {}",
+            m.name, m.name, m.version
+        ),
+        download: format!(
+            "/ui/chart/download?{}",
+            serde_urlencoded::to_string([
+                ("repository", entry.repository.as_str()),
+                ("version", m.version.as_str())
+            ])
+            .unwrap_or_default()
+        ),
+        file_name: entry.file_name(),
+    })
+}
+
+/// The chart archive, for the signed-in (or anonymous, where allowed) browser.
+#[handler]
+pub(super) async fn chart_download(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Query(query): Query<ChartQuery>,
+) -> Response {
+    let Some((_, versions, chosen)) = versions_of(state, jar, &query).await else {
+        return not_found();
+    };
+    let entry = &versions[chosen];
+    let Some(repo) = RepoName::parse(&entry.repository) else {
+        return not_found();
+    };
+    match state
+        .registry
+        .get_blob(&repo, &entry.chart_digest, None)
+        .await
+    {
+        Ok(read) => Response::builder()
+            .content_type("application/gzip")
+            .header(header::CONTENT_LENGTH, read.meta.size)
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", entry.file_name()),
+            )
+            .body(Body::from_bytes_stream(read.body)),
+        Err(_) => not_found(),
+    }
+}

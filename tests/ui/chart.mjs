@@ -1,0 +1,74 @@
+// Browser test of a chart page: find it by search, read values and README, copy the install
+// command, download the archive, and a hostile README rendered inert.
+// Usage: BASE_URL=… UI_USER=… UI_PASSWORD=… SCREENSHOTS=dir DOWNLOAD_TO=file node chart.mjs
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const base = process.env.BASE_URL;
+const shots = process.env.SCREENSHOTS;
+const check = (ok, what) => { if (!ok) throw new Error(`failed: ${what}`); console.log(`ok: ${what}`); };
+
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ui-')), {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  acceptDownloads: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1200, height: 900 },
+});
+try {
+  await browser.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+
+  await page.goto(base + '/ui/login');
+  await page.getByLabel('Username').fill(process.env.UI_USER);
+  await page.getByLabel('Password').fill(process.env.UI_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(base + '/');
+
+  await page.getByLabel('Search charts and images').fill('webapp');
+  await page.getByRole('link', { name: 'charts/webapp' }).click();
+  await page.waitForURL(/\/ui\/chart\?/);
+  check((await page.locator('.chart-head h1').textContent()).includes('webapp'), 'the chart page opens from the search');
+  check(await page.locator('h1').count() === 1, 'one h1 per page (README headings step down)');
+  check((await page.locator('.version').first().textContent()) === '0.2.0', 'the newest version is shown');
+  check(await page.locator('ul.versions li').count() === 2, 'both versions are listed');
+  check((await page.locator('pre.values').textContent()).includes('replicaCount: 2'), 'values.yaml is shown');
+  check(await page.locator('pre.values .y-key', { hasText: 'replicaCount' }).count() === 1, 'values keys are highlighted');
+  check((await page.locator('.readme h2').textContent()) === 'Web application', 'the README is rendered');
+  check(await page.locator('.readme table').count() === 1, 'README tables are rendered');
+  check((await page.locator('ul.templates li').allTextContents()).includes('deployment.yaml'), 'templates are listed');
+  await page.screenshot({ path: join(shots, 'chart.png'), fullPage: true });
+
+  // Copy the install command.
+  const command = await page.locator('#cmd-oci').textContent();
+  check(command.startsWith('helm install webapp oci://') && command.includes('--version 0.2.0'), 'the OCI install command');
+  await page.locator('button.copy[data-copy="cmd-oci"]').click();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === command, 'the command is copied');
+
+  // An older version, then its download.
+  await page.getByRole('link', { name: '0.1.0' }).click();
+  check((await page.locator('.version').first().textContent()) === '0.1.0', 'an older version opens');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: /^Download / }).click(),
+  ]);
+  check(download.suggestedFilename() === 'webapp-0.1.0.tgz', 'the archive downloads under its name');
+  await download.saveAs(process.env.DOWNLOAD_TO);
+
+  // A hostile README is inert.
+  await page.goto(base + '/ui/chart?repository=charts%2Fhostile');
+  check(await page.locator('.readme').count() === 1, 'the hostile chart has its README');
+  check(await page.locator('.readme script, .readme img, .readme [onclick]').count() === 0, 'no active markup survives');
+  check(await page.evaluate(() => window.__pwned === undefined), 'no injected script ran');
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.goto(base + '/ui/chart?repository=charts%2Fwebapp');
+  await page.screenshot({ path: join(shots, 'chart-phone.png'), fullPage: true });
+  check(errors.length === 0, `no script errors (${errors.join('; ')})`);
+} finally {
+  await browser.close();
+}
