@@ -146,4 +146,13 @@ fn chart_page_values_readme_copy_and_download() {
     for shot in ["chart.png", "chart-phone.png"] {
         assert!(screenshots().join(shot).exists(), "{shot}");
     }
+    // The deletion reached the registry: 0.1.0 is gone for clients, 0.2.0 stays.
+    for (tag, status) in [("0.1.0", 404), ("0.2.0", 200)] {
+        let resp = client
+            .head(server.at(&format!("/v2/charts/webapp/manifests/{tag}")))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), status, "{tag}");
+    }
 }

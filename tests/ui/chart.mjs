@@ -60,6 +60,20 @@ try {
   check(download.suggestedFilename() === 'webapp-0.1.0.tgz', 'the archive downloads under its name');
   await download.saveAs(process.env.DOWNLOAD_TO);
 
+  // Deleting a version asks first, refuses forged posts, then removes just that version.
+  const forged = await page.request.post(base + '/ui/chart/delete', {
+    form: { csrf: 'forged', repository: 'charts/webapp', version: '0.1.0' },
+  });
+  check(forged.status() === 403, 'a delete without the CSRF token is refused');
+  page.once('dialog', (dialog) => dialog.dismiss());
+  await page.getByRole('button', { name: 'Delete version 0.1.0' }).click();
+  check(await page.locator('ul.versions li').count() === 2, 'a cancelled confirmation deletes nothing');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete version 0.1.0' }).click();
+  await page.waitForURL((url) => !url.search.includes('version='));
+  check(await page.locator('ul.versions li').count() === 1, 'the version is deleted');
+  check((await page.locator('.version').first().textContent()) === '0.2.0', 'the newest version remains');
+
   // A hostile README is inert.
   await page.goto(base + '/ui/chart?repository=charts%2Fhostile');
   check(await page.locator('.readme').count() === 1, 'the hostile chart has its README');

@@ -5,20 +5,23 @@ use std::sync::Arc;
 use askama::Template;
 use poem::http::{StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Query};
+use poem::web::{Data, Form, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::render::{YamlLine, readme_html, yaml_lines};
 use super::{caller, html, session};
+use crate::auth::Action;
 use crate::charts::IndexEntry;
-use crate::registry::RepoName;
+use crate::registry::{Reference, RepoName, Tag};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ChartQuery {
     repository: String,
     version: Option<String>,
+    /// Set after a refused action, to say why.
+    notice: Option<String>,
 }
 
 /// `/ui/chart?repository=…&version=…`
@@ -61,6 +64,9 @@ struct ChartPage {
     install_repo: String,
     download: String,
     file_name: String,
+    /// The caller may delete versions here (and deletes are enabled).
+    can_delete: bool,
+    notice: String,
 }
 
 fn not_found() -> Response {
@@ -117,6 +123,15 @@ pub(super) async fn chart_page(
     let Some((claims, versions, chosen)) = versions_of(state, jar, &query).await else {
         return not_found();
     };
+    let can_delete = state.registry.settings().delete_enabled
+        && state
+            .access
+            .authorize(
+                &caller(state, claims.as_ref()),
+                Some(&query.repository),
+                Action::Delete,
+            )
+            .is_ok();
     let entry = &versions[chosen];
     let record = match state.charts.record(&entry.repository, &entry.tag).await {
         Ok(Some(record)) => record,
@@ -213,7 +228,80 @@ pub(super) async fn chart_page(
             .unwrap_or_default()
         ),
         file_name: entry.file_name(),
+        can_delete,
+        notice: query.notice.clone().unwrap_or_default(),
     })
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeleteForm {
+    csrf: String,
+    repository: String,
+    version: String,
+}
+
+/// Deletes one chart version (its tag), for callers with delete rights.
+#[handler]
+pub(super) async fn chart_delete(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let claims = super::session(state, jar).await;
+    if !super::same_token(claims.as_ref().map(|c| c.csrf.as_str()), &form.csrf) {
+        return super::csrf_refused();
+    }
+    let caller = caller(state, claims.as_ref());
+    let (Some(repo), Some(tag)) = (RepoName::parse(&form.repository), Tag::parse(&form.version))
+    else {
+        return not_found();
+    };
+    if !state.access.may_pull(&caller, repo.as_str()) {
+        return not_found();
+    }
+    if state
+        .access
+        .authorize(&caller, Some(repo.as_str()), Action::Delete)
+        .is_err()
+    {
+        return Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .content_type("text/plain; charset=utf-8")
+            .body("You may not delete versions of this chart.");
+    }
+    if let Err(e) = state
+        .registry
+        .delete_manifest(&repo, &Reference::Tag(tag.clone()))
+        .await
+    {
+        // Refused (immutable tag, deletes disabled…): back to the page, saying why.
+        let back = format!(
+            "{}&{}",
+            link(repo.as_str(), Some(tag.as_str())),
+            serde_urlencoded::to_string([("notice", e.message.as_str())]).unwrap_or_default()
+        );
+        return see_other(&back);
+    }
+    state.charts.tag_deleted(&repo, &tag).await;
+    let remaining = state
+        .charts
+        .entries()
+        .await
+        .1
+        .iter()
+        .any(|e| e.repository == repo.as_str());
+    if remaining {
+        see_other(&link(repo.as_str(), None))
+    } else {
+        see_other("/")
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .finish()
 }
 
 /// The chart archive, for the signed-in (or anonymous, where allowed) browser.

@@ -30,6 +30,7 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/logout", post(logout))
         .at("/chart", get(chart::chart_page))
         .at("/chart/download", get(chart::chart_download))
+        .at("/chart/delete", post(chart::chart_delete))
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())

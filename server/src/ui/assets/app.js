@@ -37,3 +37,9 @@ document.addEventListener('click', async (event) => {
   }
   setTimeout(() => { button.textContent = 'Copy'; }, 2000);
 });
+
+// Forms that change things ask first (data-confirm); without script they submit directly.
+document.addEventListener('submit', (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
