@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use oci_storage_tests::{PASSWORD, USER, require_tool, run};
+use oci_storage_tests::{PASSWORD, USER, layout, require_tool, run, run_ok};
 
 use crate::helm_repo::{push_oci, push_oci_tagged, tgz};
 
@@ -155,4 +155,31 @@ fn chart_page_values_readme_copy_and_download() {
             .unwrap();
         assert_eq!(resp.status(), status, "{tag}");
     }
+}
+
+#[test]
+fn image_page_platforms_layers_and_pull_command() {
+    require_tool("skopeo");
+    let server = super::server();
+    let src = server.scratch("src");
+    layout::multi_arch(&src, "multi", &["amd64", "arm64"]);
+    let single = server.scratch("single");
+    layout::single_image(&single, "single", &[1024, 2048]);
+    let auth = server.scratch("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let creds = format!("{USER}:{PASSWORD}");
+    for (layout_dir, tag, all) in [(&src, "multi", true), (&single, "single", false)] {
+        let mut cmd = Command::new("skopeo");
+        cmd.env("REGISTRY_AUTH_FILE", &auth).arg("copy");
+        if all {
+            cmd.arg("--all");
+        }
+        run_ok(
+            cmd.args(["--dest-tls-verify=false", "--dest-creds", &creds])
+                .arg(format!("oci:{}:{tag}", layout_dir.display()))
+                .arg(format!("docker://{}/multi/arch:{tag}", server.host)),
+        );
+    }
+    browser_script("image.mjs", &server.url);
+    assert!(screenshots().join("image.png").exists());
 }

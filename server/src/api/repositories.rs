@@ -288,6 +288,59 @@ fn size_of(manifest: &StoredManifest, doc: &Value) -> u64 {
     manifest.link.size + blob_sizes
 }
 
+/// A manifest with its platforms (for an index), layers, config and history. Shared by the
+/// REST API and the web interface; the caller has checked pull rights.
+pub async fn manifest_detail(
+    state: &AppState,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<ManifestDetail, RegistryError> {
+    let manifest = state.registry.get_manifest(repo, reference).await?;
+    let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+    let platforms = doc["manifests"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| Platform {
+                    os: m["platform"]["os"].as_str().map(str::to_owned),
+                    architecture: m["platform"]["architecture"].as_str().map(str::to_owned),
+                    variant: m["platform"]["variant"].as_str().map(str::to_owned),
+                    digest: m["digest"].as_str().unwrap_or_default().to_owned(),
+                    size: m["size"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let layers = doc["layers"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .map(|l| Layer {
+                    media_type: l["mediaType"].as_str().unwrap_or_default().to_owned(),
+                    digest: l["digest"].as_str().unwrap_or_default().to_owned(),
+                    size: l["size"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let config = config_of(state, repo, &doc).await;
+    let history = config
+        .as_ref()
+        .and_then(|c| c["history"].as_array().cloned())
+        .unwrap_or_default();
+    Ok(ManifestDetail {
+        digest: manifest.link.digest.to_string(),
+        media_type: manifest.link.media_type.clone(),
+        size: manifest.link.size,
+        platforms,
+        config_media_type: doc["config"]["mediaType"].as_str().map(str::to_owned),
+        config,
+        layers,
+        history,
+        annotations: doc.get("annotations").cloned(),
+    })
+}
+
 async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Value> {
     let media_type = doc["config"]["mediaType"].as_str()?;
     if !media_type.ends_with("json") || media_type.contains("empty") {
@@ -597,54 +650,10 @@ impl RepositoriesApi {
             .0
             .parse()
             .map_err(|()| ApiError::bad_request("invalid reference"))?;
-        let manifest = state
-            .registry
-            .get_manifest(&repo, &reference)
+        manifest_detail(state, &repo, &reference)
             .await
-            .map_err(from_registry)?;
-        let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-        let platforms = doc["manifests"]
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| Platform {
-                        os: m["platform"]["os"].as_str().map(str::to_owned),
-                        architecture: m["platform"]["architecture"].as_str().map(str::to_owned),
-                        variant: m["platform"]["variant"].as_str().map(str::to_owned),
-                        digest: m["digest"].as_str().unwrap_or_default().to_owned(),
-                        size: m["size"].as_u64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let layers = doc["layers"]
-            .as_array()
-            .map(|ls| {
-                ls.iter()
-                    .map(|l| Layer {
-                        media_type: l["mediaType"].as_str().unwrap_or_default().to_owned(),
-                        digest: l["digest"].as_str().unwrap_or_default().to_owned(),
-                        size: l["size"].as_u64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let config = config_of(state, &repo, &doc).await;
-        let history = config
-            .as_ref()
-            .and_then(|c| c["history"].as_array().cloned())
-            .unwrap_or_default();
-        Ok(Json(ManifestDetail {
-            digest: manifest.link.digest.to_string(),
-            media_type: manifest.link.media_type.clone(),
-            size: manifest.link.size,
-            platforms,
-            config_media_type: doc["config"]["mediaType"].as_str().map(str::to_owned),
-            config,
-            layers,
-            history,
-            annotations: doc.get("annotations").cloned(),
-        }))
+            .map(Json)
+            .map_err(from_registry)
     }
 
     /// Delete a tag

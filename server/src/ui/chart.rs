@@ -10,7 +10,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::render::{YamlLine, readme_html, yaml_lines};
-use super::{caller, html, session};
+use super::{caller, html, human_size, session};
 use crate::auth::Action;
 use crate::charts::IndexEntry;
 use crate::registry::{Reference, RepoName, Tag};
@@ -103,14 +103,6 @@ async fn versions_of(
         None => 0,
     };
     Some((claims, versions, chosen))
-}
-
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
-        b => format!("{b} B"),
-    }
 }
 
 #[handler]

@@ -3,6 +3,7 @@
 //! the templates; what a caller may see is decided by the same access rules as `/v2`.
 
 mod chart;
+mod image;
 mod render;
 pub mod session;
 
@@ -31,6 +32,7 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/chart", get(chart::chart_page))
         .at("/chart/download", get(chart::chart_download))
         .at("/chart/delete", post(chart::chart_delete))
+        .at("/image", get(image::image_page))
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())
@@ -112,6 +114,15 @@ fn html(page: impl Template) -> Response {
     }
 }
 
+/// A size for people.
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} B"),
+    }
+}
+
 /// Only our own scripts and styles: an injected inline script would not run.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -189,7 +200,10 @@ async fn home(
     let rows = hits
         .into_iter()
         .map(|h| Row {
-            link: chart::link(&h.repository, None),
+            link: match h.kind {
+                RepositoryKind::Chart => chart::link(&h.repository, None),
+                _ => image::link(&h.repository, None),
+            },
             repository: h.repository,
             kind: kind_name(h.kind),
             version: h.version.unwrap_or_default(),

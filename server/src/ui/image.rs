@@ -1,0 +1,180 @@
+//! The image page: tags, platforms of an index, layers and history from the config,
+//! referrers, and copyable pull commands.
+
+use std::sync::Arc;
+
+use askama::Template;
+use poem::http::{StatusCode, header};
+use poem::web::cookie::CookieJar;
+use poem::web::{Data, Query};
+use poem::{Request, Response, handler};
+use serde::Deserialize;
+
+use super::{caller, html, human_size};
+use crate::api::repositories::manifest_detail;
+use crate::registry::{Reference, RepoName};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ImageQuery {
+    repository: String,
+    tag: Option<String>,
+}
+
+/// `/ui/image?repository=…&tag=…`
+pub(super) fn link(repository: &str, tag: Option<&str>) -> String {
+    let mut query = vec![("repository", repository)];
+    if let Some(t) = tag {
+        query.push(("tag", t));
+    }
+    format!(
+        "/ui/image?{}",
+        serde_urlencoded::to_string(&query).unwrap_or_default()
+    )
+}
+
+#[derive(Template)]
+#[template(path = "image.html")]
+struct ImagePage {
+    user: Option<String>,
+    csrf: String,
+    repository: String,
+    tag: String,
+    digest: String,
+    media_type: String,
+    size: String,
+    created: String,
+    os_arch: String,
+    /// (platform, digest, size)
+    platforms: Vec<(String, String, String)>,
+    /// (digest, media type, size)
+    layers: Vec<(String, String, String)>,
+    history: Vec<String>,
+    /// (artifact type, digest)
+    referrers: Vec<(String, String)>,
+    /// (tag, link)
+    tags: Vec<(String, String)>,
+    docker_pull: String,
+    skopeo_copy: String,
+}
+
+fn not_found() -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .content_type("text/plain; charset=utf-8")
+        .body("No such image.")
+}
+
+#[handler]
+pub(super) async fn image_page(
+    req: &Request,
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Query(query): Query<ImageQuery>,
+) -> Response {
+    let claims = super::session(state, jar).await;
+    let caller = caller(state, claims.as_ref());
+    let Some(repo) = RepoName::parse(&query.repository) else {
+        return not_found();
+    };
+    if !state.access.may_pull(&caller, repo.as_str()) {
+        return not_found();
+    }
+    let tags = match state.registry.list_tags(&repo, Some(1000), None).await {
+        Ok(page) => page.items,
+        Err(_) => return not_found(),
+    };
+    let Some(tag) = query.tag.clone().or_else(|| {
+        tags.iter()
+            .find(|t| t.as_str() == "latest")
+            .or(tags.last())
+            .cloned()
+    }) else {
+        return not_found();
+    };
+    let Ok(reference) = tag.parse::<Reference>() else {
+        return not_found();
+    };
+    let detail = match manifest_detail(state, &repo, &reference).await {
+        Ok(detail) => detail,
+        Err(_) => return not_found(),
+    };
+    let referrers = match detail.digest.parse() {
+        Ok(digest) => state
+            .registry
+            .referrers(&repo, &digest, None)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.artifact_type.unwrap_or_else(|| r.media_type.clone()),
+                    r.digest,
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let config = detail.config.clone().unwrap_or_default();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:3030")
+        .to_owned();
+    let tls_flag = if super::secure(req) {
+        ""
+    } else {
+        " --src-tls-verify=false"
+    };
+    let page = ImagePage {
+        user: claims.as_ref().map(|c| c.sub.clone()),
+        csrf: claims.map(|c| c.csrf).unwrap_or_default(),
+        repository: repo.to_string(),
+        digest: detail.digest.clone(),
+        media_type: detail.media_type.clone(),
+        size: human_size(detail.size),
+        created: config["created"].as_str().unwrap_or_default().to_owned(),
+        os_arch: match (config["os"].as_str(), config["architecture"].as_str()) {
+            (Some(os), Some(arch)) => format!("{os}/{arch}"),
+            _ => String::new(),
+        },
+        platforms: detail
+            .platforms
+            .iter()
+            .map(|p| {
+                let mut name = format!(
+                    "{}/{}",
+                    p.os.as_deref().unwrap_or("?"),
+                    p.architecture.as_deref().unwrap_or("?")
+                );
+                if let Some(v) = &p.variant {
+                    name = format!("{name}/{v}");
+                }
+                (name, p.digest.clone(), human_size(p.size))
+            })
+            .collect(),
+        layers: detail
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone(), human_size(l.size)))
+            .collect(),
+        history: detail
+            .history
+            .iter()
+            .filter_map(|h| h["created_by"].as_str().map(str::to_owned))
+            .collect(),
+        referrers,
+        tags: tags
+            .iter()
+            .map(|t| (t.clone(), link(repo.as_str(), Some(t))))
+            .collect(),
+        docker_pull: format!("docker pull {host}/{repo}:{tag}"),
+        skopeo_copy: format!(
+            "skopeo copy{tls_flag} docker://{host}/{repo}:{tag} oci:{}:{tag}",
+            repo.as_str().rsplit('/').next().unwrap_or("image")
+        ),
+        tag,
+    };
+    html(page)
+}

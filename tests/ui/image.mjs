@@ -1,0 +1,55 @@
+// Browser test of an image page: a multi-arch index shows its platforms; a platform's image
+// shows layers and history; the pull command copies.
+// Usage: BASE_URL=… UI_USER=… UI_PASSWORD=… SCREENSHOTS=dir node image.mjs
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const base = process.env.BASE_URL;
+const shots = process.env.SCREENSHOTS;
+const check = (ok, what) => { if (!ok) throw new Error(`failed: ${what}`); console.log(`ok: ${what}`); };
+
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ui-')), {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1200, height: 900 },
+});
+try {
+  await browser.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(base + '/ui/login');
+  await page.getByLabel('Username').fill(process.env.UI_USER);
+  await page.getByLabel('Password').fill(process.env.UI_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(base + '/');
+
+  await page.getByLabel('Kind').selectOption('image');
+  await page.getByLabel('Search charts and images').fill('arch');
+  await page.getByRole('link', { name: 'multi/arch' }).click();
+  await page.waitForURL(/\/ui\/image\?/);
+  await page.getByRole('link', { name: 'multi', exact: true }).click();
+  await page.waitForURL(/tag=multi/);
+  const platforms = await page.locator('table.platforms td.platform').allTextContents();
+  check(platforms.includes('linux/amd64') && platforms.includes('linux/arm64'), `the index's platforms are listed (${platforms})`);
+  check(await page.locator('ul.versions li').count() === 2, 'both tags are listed');
+  await page.screenshot({ path: join(shots, 'image.png'), fullPage: true });
+
+  const pull = await page.locator('#cmd-docker').textContent();
+  check(pull.endsWith('/multi/arch:multi'), 'the docker pull line names the tag');
+  await page.locator('button.copy[data-copy="cmd-docker"]').click();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === pull, 'the pull line is copied');
+
+  // The single-platform tag: layers and history from its config.
+  await page.getByRole('link', { name: 'single' }).click();
+  check(await page.locator('table.layers tbody tr').count() === 2, 'its layers are listed');
+  check(await page.locator('ol.history li').count() >= 1, 'its history is shown');
+  check((await page.locator('dd', { hasText: 'linux/' }).count()) === 1, 'its platform comes from the config');
+  check(errors.length === 0, `no script errors (${errors.join('; ')})`);
+} finally {
+  await browser.close();
+}
