@@ -183,3 +183,43 @@ fn image_page_platforms_layers_and_pull_command() {
     browser_script("image.mjs", &server.url);
     assert!(screenshots().join("image.png").exists());
 }
+
+#[test]
+fn proxy_page_shows_usage_and_upstream_figures() {
+    require_tool("skopeo");
+    let upstream = oci_storage_tests::Distribution::start();
+    let work = tempfile::tempdir().unwrap();
+    let auth = work.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let src = work.path().join("src");
+    layout::single_image(&src, "v1", &[4096, 300_000]);
+    run_ok(
+        Command::new("skopeo")
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:v1", src.display()))
+            .arg(format!("docker://{}/library/app:v1", upstream.host)),
+    );
+    let config = format!(
+        "{}proxy:\n  enabled: true\n  registries:\n    - name: docker.io\n      url: http://{}\n",
+        oci_storage_tests::default_config(),
+        upstream.host
+    );
+    let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);
+    let creds = format!("{USER}:{PASSWORD}");
+    // Twice: the second pull's blobs come from the cache.
+    for into in ["first", "second"] {
+        run_ok(
+            Command::new("skopeo")
+                .env("REGISTRY_AUTH_FILE", &auth)
+                .args(["copy", "--src-tls-verify=false", "--src-creds", &creds])
+                .arg(format!(
+                    "docker://{}/proxy/docker.io/library/app:v1",
+                    server.host
+                ))
+                .arg(format!("oci:{}:v1", work.path().join(into).display())),
+        );
+    }
+    browser_script("proxy.mjs", &server.url);
+    assert!(screenshots().join("proxy.png").exists());
+}

@@ -66,9 +66,20 @@ try {
   await page.reload();
   check((await page.locator('.who').textContent()) === process.env.UI_USER, 'still logged in');
 
+  // Administrators reach the backup and proxy pages from the header.
+  await page.getByRole('link', { name: 'Backups' }).click();
+  check(await page.getByText('Backups are not configured.').isVisible(), 'the backup page says backups are not configured');
+  await page.screenshot({ path: join(shots, 'backups.png'), fullPage: true });
+  await page.getByRole('link', { name: 'Proxy cache' }).click();
+  check(await page.getByText('The pull-through proxy is not enabled').isVisible(), 'the proxy page says the proxy is off');
+  await page.goto(base + '/');
+
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(base + '/');
   check(await page.getByRole('navigation').getByRole('link', { name: 'Log in' }).isVisible(), 'logged out');
+
+  const proxyPage = await page.request.get(base + '/ui/proxy');
+  check(proxyPage.status() === 403, 'administration pages need an administrator');
 
   // Narrow screens get the stacked layout.
   await page.setViewportSize({ width: 390, height: 800 });

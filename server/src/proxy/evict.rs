@@ -143,6 +143,11 @@ impl BlobCache {
     }
 
     /// Bytes currently cached.
+    /// The configured bound (`proxy.cache.maxSizeGB`).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     pub fn total(&self) -> u64 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).total
     }

@@ -119,6 +119,11 @@ impl Proxy {
         self.blobs.total()
     }
 
+    /// The cache's size bound.
+    pub fn max_cache_bytes(&self) -> u64 {
+        self.blobs.max_bytes()
+    }
+
     /// Statistics of each upstream, by name.
     pub fn stats(&self) -> Vec<(String, Arc<Stats>, bool)> {
         self.upstreams

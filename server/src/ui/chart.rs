@@ -41,6 +41,8 @@ pub(super) fn link(repository: &str, version: Option<&str>) -> String {
 struct ChartPage {
     user: Option<String>,
     csrf: String,
+    /// Administrators see the proxy and backup pages.
+    admin: bool,
     repository: String,
     name: String,
     version: String,
@@ -154,6 +156,7 @@ pub(super) async fn chart_page(
     };
     html(ChartPage {
         user: claims.as_ref().map(|c| c.sub.clone()),
+        admin: super::is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
         repository: entry.repository.clone(),
         name: m.name.clone(),

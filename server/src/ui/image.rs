@@ -38,6 +38,8 @@ pub(super) fn link(repository: &str, tag: Option<&str>) -> String {
 struct ImagePage {
     user: Option<String>,
     csrf: String,
+    /// Administrators see the proxy and backup pages.
+    admin: bool,
     repository: String,
     tag: String,
     digest: String,
@@ -129,6 +131,7 @@ pub(super) async fn image_page(
     };
     let page = ImagePage {
         user: claims.as_ref().map(|c| c.sub.clone()),
+        admin: super::is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
         repository: repo.to_string(),
         digest: detail.digest.clone(),

@@ -2,6 +2,7 @@
 //! assets embedded in the binary and a little JavaScript on top. Everything shown is escaped by
 //! the templates; what a caller may see is decided by the same access rules as `/v2`.
 
+mod admin;
 mod chart;
 mod image;
 mod render;
@@ -33,6 +34,8 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/chart/download", get(chart::chart_download))
         .at("/chart/delete", post(chart::chart_delete))
         .at("/image", get(image::image_page))
+        .at("/proxy", get(admin::proxy_page))
+        .at("/backups", get(admin::backups_page))
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())
@@ -85,6 +88,15 @@ async fn session(state: &AppState, jar: &CookieJar) -> Option<SessionClaims> {
     state.sessions.verify(cookie.value_str()).await
 }
 
+/// Whether the signed-in user administers the registry.
+fn is_admin(state: &AppState, claims: Option<&SessionClaims>) -> bool {
+    claims.is_some_and(|c| {
+        let mut identity = c.identity();
+        state.access.policy().add_memberships(&mut identity);
+        state.access.policy().is_admin(&identity)
+    })
+}
+
 fn caller(state: &AppState, claims: Option<&SessionClaims>) -> Caller {
     match claims {
         Some(claims) => {
@@ -117,6 +129,7 @@ fn html(page: impl Template) -> Response {
 /// A size for people.
 fn human_size(bytes: u64) -> String {
     match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
         b => format!("{b} B"),
@@ -143,6 +156,8 @@ struct Row {
 struct HomePage {
     user: Option<String>,
     csrf: String,
+    /// Administrators see the proxy and backup pages.
+    admin: bool,
     query: String,
     kind: String,
     hits: Vec<Row>,
@@ -216,6 +231,7 @@ async fn home(
     }
     html(HomePage {
         user,
+        admin: is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
         query: query.q.unwrap_or_default(),
         kind: query.kind.unwrap_or_default(),
@@ -228,6 +244,8 @@ async fn home(
 struct LoginPage {
     user: Option<String>,
     csrf: String,
+    /// Administrators see the proxy and backup pages.
+    admin: bool,
     error: String,
 }
 
@@ -253,6 +271,7 @@ fn login_form(req: &Request, jar: &CookieJar, error: &str) -> Response {
     jar.add(login_cookie);
     let mut resp = html(LoginPage {
         user: None,
+        admin: false,
         csrf: token,
         error: error.to_owned(),
     });
