@@ -182,6 +182,20 @@ fn image_page_platforms_layers_and_pull_command() {
     }
     browser_script("image.mjs", &server.url);
     assert!(screenshots().join("image.png").exists());
+    // The retag and the delete reached the registry: `stable` came and went, `multi` stays.
+    let tags: serde_json::Value = server
+        .client()
+        .get(server.at("/v2/multi/arch/tags/list"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["multi", "single"]));
+    assert!(
+        server.logs().contains("path=/ui/tag/copy"),
+        "the retag went through the UI"
+    );
 }
 
 #[test]

@@ -49,6 +49,21 @@ try {
   check(await page.locator('table.layers tbody tr').count() === 2, 'its layers are listed');
   check(await page.locator('ol.history li').count() >= 1, 'its history is shown');
   check((await page.locator('dd', { hasText: 'linux/' }).count()) === 1, 'its platform comes from the config');
+  // Retag the index, then delete the new tag again (confirmed); a forged post is refused.
+  await page.getByRole('link', { name: 'multi', exact: true }).click();
+  await page.getByLabel('New tag for multi').fill('stable');
+  await page.getByRole('button', { name: 'Add tag' }).click();
+  await page.waitForURL(/tag=stable/);
+  check((await page.locator('.chart-head .version').textContent()) === 'stable', 'the new tag opens');
+  check((await page.locator('ul.versions li').allTextContents()).includes('stable'), 'the new tag is listed');
+  const forged = await page.request.post(base + '/ui/tag/delete', {
+    form: { csrf: 'forged', repository: 'multi/arch', tag: 'stable' },
+  });
+  check(forged.status() === 403, 'a delete without the CSRF token is refused');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete tag stable' }).click();
+  await page.waitForURL((url) => !url.search.includes('tag=stable'));
+  check(!(await page.locator('ul.versions li').allTextContents()).includes('stable'), 'the tag is deleted');
   check(errors.length === 0, `no script errors (${errors.join('; ')})`);
 } finally {
   await browser.close();

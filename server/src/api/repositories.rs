@@ -341,6 +341,38 @@ pub async fn manifest_detail(
     })
 }
 
+/// Points `target` at the manifest `source` names, in the same repository (a retag), keeping
+/// the chart index in step. Shared by the REST API and the web interface; the caller has
+/// checked push rights.
+pub async fn copy_tag(
+    state: &AppState,
+    repo: &RepoName,
+    source: &Reference,
+    target: Tag,
+) -> Result<(), RegistryError> {
+    let manifest = state.registry.get_manifest(repo, source).await?;
+    let chart = state.charts.inspect_push(repo, &manifest.bytes).await?;
+    let outcome = state
+        .registry
+        .put_manifest(
+            repo,
+            PutManifest {
+                reference: Reference::Tag(target),
+                content_type: Some(manifest.link.media_type.clone()),
+                bytes: manifest.bytes.clone(),
+                extra_tags: Vec::new(),
+            },
+        )
+        .await?;
+    if let Some(chart) = chart {
+        state
+            .charts
+            .record_push(repo, &outcome.digest, &outcome.tags, chart)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Value> {
     let media_type = doc["config"]["mediaType"].as_str()?;
     if !media_type.ends_with("json") || media_type.contains("empty") {
@@ -699,36 +731,9 @@ impl RepositoriesApi {
             .map_err(|()| ApiError::bad_request("invalid source"))?;
         let target = Tag::parse(&body.0.target)
             .ok_or_else(|| ApiError::bad_request("invalid target tag"))?;
-        let manifest = state
-            .registry
-            .get_manifest(&repo, &source)
+        copy_tag(state, &repo, &source, target)
             .await
             .map_err(from_registry)?;
-        let chart = state
-            .charts
-            .inspect_push(&repo, &manifest.bytes)
-            .await
-            .map_err(from_registry)?;
-        let outcome = state
-            .registry
-            .put_manifest(
-                &repo,
-                PutManifest {
-                    reference: Reference::Tag(target),
-                    content_type: Some(manifest.link.media_type.clone()),
-                    bytes: manifest.bytes.clone(),
-                    extra_tags: Vec::new(),
-                },
-            )
-            .await
-            .map_err(from_registry)?;
-        if let Some(chart) = chart {
-            state
-                .charts
-                .record_push(&repo, &outcome.digest, &outcome.tags, chart)
-                .await
-                .map_err(from_registry)?;
-        }
         Ok(Done::Done)
     }
 }

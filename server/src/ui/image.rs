@@ -6,19 +6,22 @@ use std::sync::Arc;
 use askama::Template;
 use poem::http::{StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Query};
+use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::{caller, html, human_size};
-use crate::api::repositories::manifest_detail;
-use crate::registry::{Reference, RepoName};
+use crate::api::repositories::{copy_tag, manifest_detail};
+use crate::auth::Action;
+use crate::registry::{Reference, RepoName, Tag};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ImageQuery {
     repository: String,
     tag: Option<String>,
+    /// Set after a refused action, to say why.
+    notice: Option<String>,
 }
 
 /// `/ui/image?repository=…&tag=…`
@@ -58,6 +61,9 @@ struct ImagePage {
     tags: Vec<(String, String)>,
     docker_pull: String,
     skopeo_copy: String,
+    can_push: bool,
+    can_delete: bool,
+    notice: String,
 }
 
 fn not_found() -> Response {
@@ -129,7 +135,18 @@ pub(super) async fn image_page(
     } else {
         " --src-tls-verify=false"
     };
+    let may = |action| {
+        state
+            .access
+            .authorize(&caller, Some(repo.as_str()), action)
+            .is_ok()
+    };
+    let can_push = may(Action::Push);
+    let can_delete = state.registry.settings().delete_enabled && may(Action::Delete);
     let page = ImagePage {
+        can_push,
+        can_delete,
+        notice: query.notice.clone().unwrap_or_default(),
         user: claims.as_ref().map(|c| c.sub.clone()),
         admin: super::is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
@@ -180,4 +197,124 @@ pub(super) async fn image_page(
         tag,
     };
     html(page)
+}
+
+#[derive(Deserialize)]
+pub(super) struct CopyForm {
+    csrf: String,
+    repository: String,
+    source: String,
+    target: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeleteTagForm {
+    csrf: String,
+    repository: String,
+    tag: String,
+}
+
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .finish()
+}
+
+/// Back to the image page, saying why an action was refused.
+fn refused(repo: &str, tag: &str, why: &str) -> Response {
+    see_other(&format!(
+        "{}&{}",
+        link(repo, Some(tag)),
+        serde_urlencoded::to_string([("notice", why)]).unwrap_or_default()
+    ))
+}
+
+/// Checks the form's token and the caller's right; answers the repository.
+async fn authorized(
+    state: &AppState,
+    jar: &CookieJar,
+    csrf: &str,
+    repository: &str,
+    action: Action,
+) -> Result<RepoName, Response> {
+    let claims = super::session(state, jar).await;
+    if !super::same_token(claims.as_ref().map(|c| c.csrf.as_str()), csrf) {
+        return Err(super::csrf_refused());
+    }
+    let caller = caller(state, claims.as_ref());
+    let repo = RepoName::parse(repository).ok_or_else(not_found)?;
+    if !state.access.may_pull(&caller, repo.as_str()) {
+        return Err(not_found());
+    }
+    if state
+        .access
+        .authorize(&caller, Some(repo.as_str()), action)
+        .is_err()
+    {
+        return Err(Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .content_type("text/plain; charset=utf-8")
+            .body("You may not change this repository."));
+    }
+    Ok(repo)
+}
+
+/// Retag: points a new tag at the shown manifest.
+#[handler]
+pub(super) async fn tag_copy(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Form(form): Form<CopyForm>,
+) -> Response {
+    let repo = match authorized(state, jar, &form.csrf, &form.repository, Action::Push).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let Ok(source) = form.source.parse::<Reference>() else {
+        return not_found();
+    };
+    let Some(target) = Tag::parse(form.target.trim()) else {
+        return refused(repo.as_str(), &form.source, "That is not a valid tag name.");
+    };
+    let target_name = target.as_str().to_owned();
+    match copy_tag(state, &repo, &source, target).await {
+        Ok(()) => see_other(&link(repo.as_str(), Some(&target_name))),
+        Err(e) => refused(repo.as_str(), &form.source, &e.message),
+    }
+}
+
+/// Deletes a tag (the manifest stays reachable by digest).
+#[handler]
+pub(super) async fn tag_delete(
+    Data(state): Data<&Arc<AppState>>,
+    jar: &CookieJar,
+    Form(form): Form<DeleteTagForm>,
+) -> Response {
+    let repo = match authorized(state, jar, &form.csrf, &form.repository, Action::Delete).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let Some(tag) = Tag::parse(&form.tag) else {
+        return not_found();
+    };
+    if let Err(e) = state
+        .registry
+        .delete_manifest(&repo, &Reference::Tag(tag.clone()))
+        .await
+    {
+        return refused(repo.as_str(), tag.as_str(), &e.message);
+    }
+    state.charts.tag_deleted(&repo, &tag).await;
+    let left = state
+        .registry
+        .list_tags(&repo, Some(1), None)
+        .await
+        .map(|page| !page.items.is_empty())
+        .unwrap_or(false);
+    if left {
+        see_other(&link(repo.as_str(), None))
+    } else {
+        see_other("/")
+    }
 }

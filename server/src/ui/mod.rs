@@ -34,6 +34,8 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/chart/download", get(chart::chart_download))
         .at("/chart/delete", post(chart::chart_delete))
         .at("/image", get(image::image_page))
+        .at("/tag/copy", post(image::tag_copy))
+        .at("/tag/delete", post(image::tag_delete))
         .at("/proxy", get(admin::proxy_page))
         .at("/backups", get(admin::backups_page))
         .at("/static/app.css", get(app_css))
