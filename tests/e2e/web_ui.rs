@@ -59,6 +59,12 @@ fn home_page_login_search_escaping_and_csrf() {
     let archive = tgz(&[("hostile/Chart.yaml", chart_yaml.as_bytes().to_vec())]);
     let (status, body) = push_oci(&client, &server, "charts/hostile", &archive);
     assert_eq!(status, 201, "{body}");
+    let old = tgz(&[(
+        "old/Chart.yaml",
+        b"apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\ndescription: superseded\n".to_vec(),
+    )]);
+    let (status, body) = push_oci(&client, &server, "charts/old", &old);
+    assert_eq!(status, 201, "{body}");
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let digest = oci_storage_tests::sha256(config);
     let resp = client

@@ -41,8 +41,25 @@ try {
   check(session && session.httpOnly && session.sameSite === 'Lax', 'the session cookie is HttpOnly and SameSite');
 
   const rows = page.locator('table.repos tbody tr');
-  check(await rows.count() === 2, 'both repositories are listed');
+  check(await rows.count() === 3, 'every repository is listed');
+  check((await page.locator('p.count').textContent()).trim() === '3 repositories: 2 charts, 1 other', 'counts by kind');
+  check(await rows.filter({ hasText: 'charts/old' }).locator('.badge', { hasText: 'deprecated' }).count() === 1, 'deprecated charts are marked');
   await page.screenshot({ path: join(shots, 'home.png'), fullPage: true });
+
+  // Filters: deprecated hidden or alone, a repository prefix.
+  await page.getByLabel('Deprecated').selectOption('hide');
+  await rows.filter({ hasText: 'charts/old' }).waitFor({ state: 'detached' });
+  check(await rows.count() === 2, 'deprecated charts can be hidden');
+  await page.getByLabel('Deprecated').selectOption('only');
+  await rows.nth(1).waitFor({ state: 'detached' });
+  check((await rows.first().locator('.repo').textContent()) === 'charts/old', 'or shown alone');
+  await page.getByLabel('Deprecated').selectOption('');
+  await page.getByLabel('Under').fill('apps/');
+  await page.waitForURL(/prefix=apps/);
+  await rows.nth(1).waitFor({ state: 'detached' });
+  check((await rows.first().locator('.repo').textContent()) === 'apps/web', 'a prefix narrows to that namespace');
+  await page.getByLabel('Under').fill('');
+  await rows.nth(2).waitFor();
 
   // Search as you type: the list narrows without a page load.
   // (history.replaceState counts as a same-document navigation; only a load is a reload.)

@@ -151,6 +151,7 @@ struct Row {
     kind: &'static str,
     version: String,
     description: String,
+    deprecated: bool,
 }
 
 #[derive(Template)]
@@ -162,22 +163,68 @@ struct HomePage {
     admin: bool,
     query: String,
     kind: String,
-    hits: Vec<Row>,
+    prefix: String,
+    deprecated: String,
+    results: ResultsView,
 }
 
 #[derive(Template)]
 #[template(path = "results.html")]
 struct Results {
     user: Option<String>,
-    hits: Vec<Row>,
+    results: ResultsView,
 }
+
+/// One page of the list, with its counts and neighbours.
+#[derive(Debug, Default)]
+struct ResultsView {
+    hits: Vec<Row>,
+    total: usize,
+    charts: usize,
+    images: usize,
+    page: usize,
+    pages: usize,
+    /// Links to the previous and next pages (empty when there is none).
+    prev: String,
+    next: String,
+}
+
+/// Rows per page.
+const PER_PAGE: usize = 50;
 
 #[derive(Debug, Deserialize)]
 struct HomeQuery {
     q: Option<String>,
     kind: Option<String>,
+    /// Only repositories under this prefix.
+    prefix: Option<String>,
+    /// `hide` or `only` deprecated charts (anything else: show them).
+    deprecated: Option<String>,
+    page: Option<usize>,
     /// Set by the search-as-you-type script: answer the result list only.
     partial: Option<String>,
+}
+
+impl HomeQuery {
+    /// `/` with these filters on another page.
+    fn page_link(&self, page: usize) -> String {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        for (name, value) in [
+            ("q", &self.q),
+            ("kind", &self.kind),
+            ("prefix", &self.prefix),
+            ("deprecated", &self.deprecated),
+        ] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                params.push((name, v.clone()));
+            }
+        }
+        params.push(("page", page.to_string()));
+        format!(
+            "/?{}",
+            serde_urlencoded::to_string(&params).unwrap_or_default()
+        )
+    }
 }
 
 fn kind_name(kind: RepositoryKind) -> &'static str {
@@ -205,7 +252,7 @@ async fn home(
     let filters = SearchFilters {
         text: query.q.clone().filter(|q| !q.trim().is_empty()),
         kind,
-        prefix: None,
+        prefix: query.prefix.clone().filter(|p| !p.trim().is_empty()),
     };
     let hits = match search_repositories(state, &caller, &filters).await {
         Ok(hits) => hits,
@@ -214,22 +261,70 @@ async fn home(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let rows = hits
+    // Deprecation is a chart's: read it from the newest version in the chart index.
+    let (_, entries) = state.charts.entries().await;
+    let mut newest_deprecated: std::collections::HashMap<&str, (semver::Version, bool)> =
+        Default::default();
+    for e in entries.iter() {
+        let Ok(version) = semver::Version::parse(&e.metadata.version) else {
+            continue;
+        };
+        let slot = newest_deprecated
+            .entry(e.repository.as_str())
+            .or_insert((version.clone(), e.metadata.deprecated));
+        if version > slot.0 {
+            *slot = (version, e.metadata.deprecated);
+        }
+    }
+    let is_deprecated = |repo: &str| newest_deprecated.get(repo).is_some_and(|(_, d)| *d);
+    let rows: Vec<Row> = hits
         .into_iter()
+        .filter(|h| match query.deprecated.as_deref() {
+            Some("hide") => !is_deprecated(&h.repository),
+            Some("only") => is_deprecated(&h.repository),
+            _ => true,
+        })
         .map(|h| Row {
             link: match h.kind {
                 RepositoryKind::Chart => chart::link(&h.repository, None),
                 _ => image::link(&h.repository, None),
             },
+            deprecated: is_deprecated(&h.repository),
             repository: h.repository,
             kind: kind_name(h.kind),
             version: h.version.unwrap_or_default(),
             description: h.description.unwrap_or_default(),
         })
         .collect();
+    let total = rows.len();
+    let charts = rows.iter().filter(|r| r.kind == "chart").count();
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let results = ResultsView {
+        charts,
+        images: total - charts,
+        total,
+        page,
+        pages,
+        prev: if page > 1 {
+            query.page_link(page - 1)
+        } else {
+            String::new()
+        },
+        next: if page < pages {
+            query.page_link(page + 1)
+        } else {
+            String::new()
+        },
+        hits: rows
+            .into_iter()
+            .skip((page - 1) * PER_PAGE)
+            .take(PER_PAGE)
+            .collect(),
+    };
     let user = claims.as_ref().map(|c| c.sub.clone());
     if query.partial.is_some() {
-        return html(Results { user, hits: rows });
+        return html(Results { user, results });
     }
     html(HomePage {
         user,
@@ -237,7 +332,9 @@ async fn home(
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
         query: query.q.unwrap_or_default(),
         kind: query.kind.unwrap_or_default(),
-        hits: rows,
+        prefix: query.prefix.unwrap_or_default(),
+        deprecated: query.deprecated.unwrap_or_default(),
+        results,
     })
 }
 
