@@ -61,7 +61,8 @@ fn home_page_login_search_escaping_and_csrf() {
     assert_eq!(status, 201, "{body}");
     let old = tgz(&[(
         "old/Chart.yaml",
-        b"apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\ndescription: superseded\n".to_vec(),
+        b"apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\ndescription: superseded\n"
+            .to_vec(),
     )]);
     let (status, body) = push_oci(&client, &server, "charts/old", &old);
     assert_eq!(status, 201, "{body}");
