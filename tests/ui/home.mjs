@@ -1,24 +1,10 @@
 // Browser test of the home page: anonymous view, login, search as you type, escaping of
 // hostile chart metadata, logout, and CSRF-less form posts refused.
 // Usage: BASE_URL=… UI_USER=… UI_PASSWORD=… SCREENSHOTS=dir node home.mjs
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { base, check, join, launch, login, shots } from './lib.mjs';
 
-const base = process.env.BASE_URL;
-const shots = process.env.SCREENSHOTS;
-const check = (ok, what) => { if (!ok) throw new Error(`failed: ${what}`); console.log(`ok: ${what}`); };
-
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ui-')), {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1200, height: 800 },
-});
+const { context: browser, page } = await launch({ viewport: { width: 1200, height: 800 } });
 try {
-  const page = browser.pages()[0] ?? await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
 

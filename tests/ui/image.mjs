@@ -1,32 +1,14 @@
 // Browser test of an image page: a multi-arch index shows its platforms; a platform's image
 // shows layers and history; the pull command copies.
 // Usage: BASE_URL=… UI_USER=… UI_PASSWORD=… SCREENSHOTS=dir node image.mjs
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { base, check, join, launch, login, shots } from './lib.mjs';
 
-const base = process.env.BASE_URL;
-const shots = process.env.SCREENSHOTS;
-const check = (ok, what) => { if (!ok) throw new Error(`failed: ${what}`); console.log(`ok: ${what}`); };
-
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'ui-')), {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1200, height: 900 },
-});
+const { context: browser, page } = await launch();
 try {
   await browser.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-  const page = browser.pages()[0] ?? await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base + '/ui/login');
-  await page.getByLabel('Username').fill(process.env.UI_USER);
-  await page.getByLabel('Password').fill(process.env.UI_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(base + '/');
+  await login(page);
 
   await page.getByLabel('Kind').selectOption('image');
   await page.getByLabel('Search charts and images').fill('arch');

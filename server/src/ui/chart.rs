@@ -26,14 +26,13 @@ pub(super) struct ChartQuery {
 
 /// `/ui/chart?repository=…&version=…`
 pub(super) fn link(repository: &str, version: Option<&str>) -> String {
-    let mut query = vec![("repository", repository)];
-    if let Some(v) = version {
-        query.push(("version", v));
+    match version {
+        Some(value) => super::page_link(
+            "/ui/chart",
+            &[("repository", repository), ("version", value)],
+        ),
+        None => super::page_link("/ui/chart", &[("repository", repository)]),
     }
-    format!(
-        "/ui/chart?{}",
-        serde_urlencoded::to_string(&query).unwrap_or_default()
-    )
 }
 
 #[derive(Template)]
@@ -72,10 +71,7 @@ struct ChartPage {
 }
 
 fn not_found() -> Response {
-    Response::builder()
-        .status(StatusCode::NOT_FOUND)
-        .content_type("text/plain; charset=utf-8")
-        .body("No such chart.")
+    super::not_found("chart")
 }
 
 /// The versions of a chart the caller may see, newest first, and the chosen one.
@@ -136,12 +132,7 @@ pub(super) async fn chart_page(
         }
     };
     let m = &record.content.metadata;
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost:3030")
-        .to_owned();
+    let host = super::request_host(req);
     let scheme = if super::secure(req) { "https" } else { "http" };
     let namespace = entry.namespace();
     let repo_alias = if namespace.is_empty() {
@@ -275,7 +266,7 @@ pub(super) async fn chart_delete(
             link(repo.as_str(), Some(tag.as_str())),
             serde_urlencoded::to_string([("notice", e.message.as_str())]).unwrap_or_default()
         );
-        return see_other(&back);
+        return super::see_other(&back);
     }
     state.charts.tag_deleted(&repo, &tag).await;
     let remaining = state
@@ -286,17 +277,10 @@ pub(super) async fn chart_delete(
         .iter()
         .any(|e| e.repository == repo.as_str());
     if remaining {
-        see_other(&link(repo.as_str(), None))
+        super::see_other(&link(repo.as_str(), None))
     } else {
-        see_other("/")
+        super::see_other("/")
     }
-}
-
-fn see_other(location: &str) -> Response {
-    Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, location)
-        .finish()
 }
 
 /// The chart archive, for the signed-in (or anonymous, where allowed) browser.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
@@ -26,14 +26,10 @@ pub(super) struct ImageQuery {
 
 /// `/ui/image?repository=…&tag=…`
 pub(super) fn link(repository: &str, tag: Option<&str>) -> String {
-    let mut query = vec![("repository", repository)];
-    if let Some(t) = tag {
-        query.push(("tag", t));
+    match tag {
+        Some(value) => super::page_link("/ui/image", &[("repository", repository), ("tag", value)]),
+        None => super::page_link("/ui/image", &[("repository", repository)]),
     }
-    format!(
-        "/ui/image?{}",
-        serde_urlencoded::to_string(&query).unwrap_or_default()
-    )
 }
 
 #[derive(Template)]
@@ -67,10 +63,7 @@ struct ImagePage {
 }
 
 fn not_found() -> Response {
-    Response::builder()
-        .status(StatusCode::NOT_FOUND)
-        .content_type("text/plain; charset=utf-8")
-        .body("No such image.")
+    super::not_found("image")
 }
 
 #[handler]
@@ -124,12 +117,7 @@ pub(super) async fn image_page(
         Err(_) => Vec::new(),
     };
     let config = detail.config.clone().unwrap_or_default();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost:3030")
-        .to_owned();
+    let host = super::request_host(req);
     let tls_flag = if super::secure(req) {
         ""
     } else {
@@ -214,16 +202,9 @@ pub(super) struct DeleteTagForm {
     tag: String,
 }
 
-fn see_other(location: &str) -> Response {
-    Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, location)
-        .finish()
-}
-
 /// Back to the image page, saying why an action was refused.
 fn refused(repo: &str, tag: &str, why: &str) -> Response {
-    see_other(&format!(
+    super::see_other(&format!(
         "{}&{}",
         link(repo, Some(tag)),
         serde_urlencoded::to_string([("notice", why)]).unwrap_or_default()
@@ -279,7 +260,7 @@ pub(super) async fn tag_copy(
     };
     let target_name = target.as_str().to_owned();
     match copy_tag(state, &repo, &source, target).await {
-        Ok(()) => see_other(&link(repo.as_str(), Some(&target_name))),
+        Ok(()) => super::see_other(&link(repo.as_str(), Some(&target_name))),
         Err(e) => refused(repo.as_str(), &form.source, &e.message),
     }
 }
@@ -313,8 +294,8 @@ pub(super) async fn tag_delete(
         .map(|page| !page.items.is_empty())
         .unwrap_or(false);
     if left {
-        see_other(&link(repo.as_str(), None))
+        super::see_other(&link(repo.as_str(), None))
     } else {
-        see_other("/")
+        super::see_other("/")
     }
 }

@@ -128,6 +128,39 @@ fn html(page: impl Template) -> Response {
     }
 }
 
+/// The host clients used to reach us, for copyable commands.
+fn request_host(req: &Request) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:3030")
+        .to_owned()
+}
+
+/// A page path with its query.
+fn page_link(path: &str, params: &[(&str, &str)]) -> String {
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(params).unwrap_or_default()
+    )
+}
+
+/// A plain 404 naming what was not found (or is not visible to the caller).
+fn not_found(what: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("No such {what}."))
+}
+
+/// Where a form post continues.
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .finish()
+}
+
 /// A size for people.
 fn human_size(bytes: u64) -> String {
     match bytes {
