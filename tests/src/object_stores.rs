@@ -88,11 +88,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Kills `child_pid` once this test process is gone (statics are never dropped).
+/// Kills `child_pid` once this test process is gone (statics are never dropped), then
+/// removes `dir`, the child's data, if given.
 #[allow(clippy::zombie_processes)] // the watchdog outlives this process on purpose
-fn kill_with_this_process(child_pid: u32) {
+fn kill_with_this_process(child_pid: u32, dir: Option<&std::path::Path>) {
+    let remove = dir.map_or(String::new(), |d| {
+        format!("; sleep 1; rm -rf '{}'", d.display())
+    });
     let script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {child_pid} 2>/dev/null",
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {child_pid} 2>/dev/null{remove}",
         std::process::id()
     );
     Command::new("sh")
@@ -171,7 +175,7 @@ impl SeaweedFs {
             .stderr(log_file)
             .spawn()
             .expect("start weed mini");
-        kill_with_this_process(child.id());
+        kill_with_this_process(child.id(), Some(dir.path()));
         wait_for_port(s3_port, "SeaweedFS");
         let store = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
@@ -259,7 +263,7 @@ impl FakeGcs {
             .stderr(Stdio::null())
             .spawn()
             .expect("start fake-gcs-server");
-        kill_with_this_process(child.id());
+        kill_with_this_process(child.id(), None);
         wait_for_port(port, "fake-gcs-server");
         Self {
             endpoint: format!("http://{host}"),
