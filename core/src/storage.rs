@@ -325,6 +325,41 @@ pub trait StorageExt: Storage {
         self.put(key, bytes_stream(bytes), mode).await
     }
 
+    /// Reads a small object, first creating it from `make` if it does not exist. The write
+    /// is create-only, so processes racing to create it all end up with the one value that
+    /// won: for values made once and shared, such as signing keys.
+    async fn get_or_create<F>(&self, key: &Key, max: u64, make: F) -> Result<Bytes, StorageError>
+    where
+        F: FnOnce() -> Result<Bytes, StorageError> + Send,
+    {
+        let mut make = Some(make);
+        // Made at most once: a retry after losing the race and then finding the object gone
+        // offers the same value again.
+        let mut made: Option<Bytes> = None;
+        loop {
+            match self.get_bytes(key, max).await {
+                Ok(bytes) => return Ok(bytes),
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let value = match (made.clone(), make.take()) {
+                (Some(value), _) => value,
+                (None, Some(make)) => made.insert(make()?).clone(),
+                (None, None) => {
+                    return Err(StorageError::NotFound {
+                        key: key.to_string(),
+                    });
+                }
+            };
+            match self.put_bytes(key, value.clone(), PutMode::Create).await {
+                Ok(_) => return Ok(value),
+                // Another process created it first: read theirs.
+                Err(StorageError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Whether the object exists.
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {
         match self.head(key).await {

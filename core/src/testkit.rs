@@ -559,6 +559,26 @@ async fn concurrent_create(storage: Arc<dyn Storage>, root: &str) {
     assert_eq!(winners, 1, "exactly one concurrent Create wins");
     let content = storage.get_bytes(&k, u64::MAX).await.unwrap();
     assert_eq!(content.len(), 1024, "the winner's content is whole");
+
+    // get_or_create: every racer ends up with the one value that was created.
+    let shared = key(root, "race/shared");
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let storage = storage.clone();
+            let k = shared.clone();
+            tokio::spawn(async move {
+                storage
+                    .get_or_create(&k, 1024, || Ok(Bytes::from(vec![i; 16])))
+                    .await
+            })
+        })
+        .collect();
+    let mut values = Vec::new();
+    for t in tasks {
+        values.push(t.await.unwrap().expect("get_or_create"));
+    }
+    assert!(values.windows(2).all(|w| w[0] == w[1]), "one value for all");
+    assert_eq!(storage.get_bytes(&shared, 1024).await.unwrap(), values[0]);
     assert!(
         content.iter().all(|b| *b == content[0]),
         "the winner's content is one writer's"

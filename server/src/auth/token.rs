@@ -11,7 +11,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use oci_storage_config::TokenConfig;
-use oci_storage_core::{Identity, PutMode, Storage, StorageError, StorageExt};
+use oci_storage_core::{Identity, Storage, StorageError, StorageExt};
 use serde::{Deserialize, Serialize};
 
 use super::Action;
@@ -221,33 +221,28 @@ impl TokenService {
 
 /// The generated signing key, shared by replicas through storage.
 async fn stored_key(storage: &dyn Storage) -> anyhow::Result<Vec<u8>> {
-    let key = layout::token_signing_key();
     let b64 = base64::engine::general_purpose::STANDARD;
-    loop {
-        match storage.get_bytes(&key, 64 * 1024).await {
-            Ok(bytes) => {
-                let stored: StoredKey = serde_json::from_slice(&bytes)?;
-                return Ok(b64.decode(stored.pkcs8)?);
-            }
-            Err(StorageError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let document =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|e| anyhow::anyhow!("generating the token signing key: {e}"))?;
-        let stored = StoredKey {
-            pkcs8: b64.encode(document.as_ref()),
-        };
-        let bytes = Bytes::from(serde_json::to_vec(&stored)?);
-        match storage.put_bytes(&key, bytes, PutMode::Create).await {
-            Ok(_) => {
-                tracing::info!(key = %key, "generated the token signing key");
-                return Ok(document.as_ref().to_vec());
-            }
-            Err(StorageError::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let bytes = storage
+        .get_or_create(&layout::token_signing_key(), 64 * 1024, || {
+            let document = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|e| StorageError::Backend {
+                message: format!("generating the token signing key: {e}"),
+                source: None,
+            })?;
+            tracing::info!("generating the token signing key");
+            let stored = StoredKey {
+                pkcs8: b64.encode(document.as_ref()),
+            };
+            Ok(Bytes::from(
+                serde_json::to_vec(&stored).expect("a key record serializes"),
+            ))
+        })
+        .await?;
+    let stored: StoredKey = serde_json::from_slice(&bytes)?;
+    Ok(b64.decode(stored.pkcs8)?)
 }
 
 #[cfg(test)]

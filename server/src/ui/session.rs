@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use oci_storage_core::{Identity, Key, PutMode, Storage, StorageError, StorageExt};
+use oci_storage_core::{Identity, Key, Storage, StorageExt};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -81,24 +81,19 @@ impl Keys {
     /// Loads the signing secret from storage, creating it on first use.
     async fn load(storage: &dyn Storage) -> anyhow::Result<Self> {
         let key = Key::new("system/ui-session-key.json").expect("a valid key");
-        let secret = loop {
-            match storage.get_bytes(&key, 4096).await {
-                Ok(bytes) => break serde_json::from_slice::<StoredSecret>(&bytes)?.secret,
-                Err(StorageError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            let stored = StoredSecret {
-                secret: hex::encode(bytes),
-            };
-            let body = Bytes::from(serde_json::to_vec(&stored)?);
-            match storage.put_bytes(&key, body, PutMode::Create).await {
-                Ok(_) => break stored.secret,
-                Err(StorageError::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let bytes = storage
+            .get_or_create(&key, 4096, || {
+                let mut secret = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut secret);
+                let stored = StoredSecret {
+                    secret: hex::encode(secret),
+                };
+                Ok(Bytes::from(
+                    serde_json::to_vec(&stored).expect("a secret record serializes"),
+                ))
+            })
+            .await?;
+        let secret = serde_json::from_slice::<StoredSecret>(&bytes)?.secret;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
