@@ -103,7 +103,8 @@ pub enum DetailResponse {
 #[derive(Debug)]
 pub struct ChartsApi;
 
-fn semver_desc(a: &IndexEntry, b: &IndexEntry) -> std::cmp::Ordering {
+/// Newest chart version first (versions that are not semver last).
+pub(crate) fn semver_desc(a: &IndexEntry, b: &IndexEntry) -> std::cmp::Ordering {
     let va = semver::Version::parse(&a.metadata.version).ok();
     let vb = semver::Version::parse(&b.metadata.version).ok();
     vb.cmp(&va)

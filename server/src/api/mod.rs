@@ -2,7 +2,7 @@
 //! is served at `/api/openapi.json` (a committed copy lives in `openapi/openapi.json`, kept in
 //! sync by a test), Swagger UI at `/api/docs`. Errors are problem JSON.
 
-mod charts;
+pub(crate) mod charts;
 mod problem;
 mod proxy;
 pub(crate) mod repositories;

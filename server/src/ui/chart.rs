@@ -90,11 +90,7 @@ async fn versions_of(
         .into_iter()
         .filter(|e| e.repository == query.repository)
         .collect();
-    versions.sort_by(|a, b| {
-        let va = semver::Version::parse(&a.metadata.version).ok();
-        let vb = semver::Version::parse(&b.metadata.version).ok();
-        vb.cmp(&va)
-    });
+    versions.sort_by(|a, b| crate::api::charts::semver_desc(a, b));
     let chosen = match query.version.as_deref() {
         Some(v) => versions.iter().position(|e| e.metadata.version == v)?,
         None if versions.is_empty() => return None,
