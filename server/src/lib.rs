@@ -318,7 +318,7 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
         .collect();
     tracing::info!(address = %local.join(","), scheme, "listening on {}", local.join(","));
     let acceptor = match tls {
-        Some(configs) => acceptor.rustls(configs).boxed(),
+        Some(configs) => tls::ConfigFirst::new(acceptor).rustls(configs).boxed(),
         None => acceptor.boxed(),
     };
     let grace = Duration::from_secs(server.shutdown_grace_seconds);

@@ -66,3 +66,46 @@ pub fn config_stream(
         futures_util::stream::once(async move { first }).chain(later),
     ))
 }
+
+/// Wraps the TCP acceptor under poem's rustls acceptor so that its first `accept` is pending
+/// once. poem's acceptor `select!`s between the next TLS configuration and the next
+/// connection in random order, and drops a connection that wins before the first
+/// configuration is installed: a client connecting right at startup saw a reset. Yielding once
+/// lets the (already available) first configuration in first, every time.
+#[derive(Debug)]
+pub struct ConfigFirst<A> {
+    inner: A,
+    yielded: bool,
+}
+
+impl<A> ConfigFirst<A> {
+    pub fn new(inner: A) -> Self {
+        Self {
+            inner,
+            yielded: false,
+        }
+    }
+}
+
+impl<A: poem::listener::Acceptor> poem::listener::Acceptor for ConfigFirst<A> {
+    type Io = A::Io;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        if !self.yielded {
+            self.yielded = true;
+            tokio::task::yield_now().await;
+        }
+        self.inner.accept().await
+    }
+}
