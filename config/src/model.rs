@@ -18,6 +18,17 @@ pub struct Config {
     pub backup: BackupConfig,
     pub proxy: ProxyConfig,
     pub helm: HelmConfig,
+    pub ui: UiConfig,
+}
+
+/// `ui`: the web interface.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct UiConfig {
+    /// Show chart icons given as http(s) URLs. Off by default: the browser would fetch them
+    /// from wherever the chart points (telling that host who looks, and failing offline);
+    /// icons embedded as data: URIs are always shown.
+    pub remote_icons: bool,
 }
 
 /// `helm`: the chart side — metadata read from pushed charts and the classic repository.

@@ -14,6 +14,7 @@ pub mod state;
 mod tls;
 mod token_endpoint;
 pub mod ui;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -232,6 +233,8 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         charts,
         proxy,
         sessions,
+        ui: loaded.config.ui.clone(),
+        usage: Default::default(),
     }))
 }
 

@@ -15,4 +15,8 @@ pub struct AppState {
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
     /// Browser sessions of the web interface.
     pub sessions: crate::ui::session::Sessions,
+    /// Settings of the web interface.
+    pub ui: oci_storage_config::UiConfig,
+    /// Storage used by each repository, for the web interface.
+    pub usage: Arc<crate::usage::Usage>,
 }

@@ -194,7 +194,7 @@ fn repositories_tags_images_and_tag_management() {
         &client,
         &server,
         "/api/charts",
-        package(&home, "chartrepo", "0.1.0", ""),
+        package(&home, "chartrepo", "0.1.0", "keywords: [Infra]\n"),
     );
     let src = server.scratch("layout");
     let (_, images) = layout::multi_arch(&src, "multi", &["amd64", "arm64"]);
@@ -270,6 +270,20 @@ fn repositories_tags_images_and_tag_management() {
         "chart descriptions are searched"
     );
     assert!(hits("type=artifact").is_empty());
+    assert_eq!(
+        hits("keyword=infra"),
+        both[1..],
+        "keywords match whole, any case"
+    );
+    assert!(hits("keyword=inf").is_empty());
+    assert!(
+        hits("keyword=web").is_empty(),
+        "only charts have keywords (apps/web is an image)"
+    );
+    assert_eq!(
+        get(&client, &server, "/api/v1/search")["items"][1]["deprecated"],
+        false
+    );
 
     let tags = get(&client, &server, "/api/v1/tags?repository=apps/web");
     assert_eq!(tags[0]["tag"], "v1");

@@ -164,6 +164,83 @@ fn chart_page_values_readme_copy_and_download() {
     }
 }
 
+/// A chart archive with these keywords.
+fn chart_with_keywords(name: &str, keywords: &str) -> Vec<u8> {
+    let chart_yaml =
+        format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\nkeywords: [{keywords}]\n");
+    tgz(&[(&format!("{name}/Chart.yaml"), chart_yaml.into_bytes())])
+}
+
+#[test]
+fn many_repositories_paged_sorted_filtered_and_plotted() {
+    use crate::protocol::{
+        OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Reg, image_manifest, pseudo_random,
+    };
+    let reg = Reg::start();
+    // 53 images sharing a config and a 10,000-byte layer, each with a layer of its own
+    // (100 bytes more for each), so sizes order them and the total counts the shared once.
+    let images = 53;
+    let shared = pseudo_random(7, 10_000);
+    let mut stored = 2 + shared.len();
+    for i in 0..images {
+        let repo = format!("bulk/repo-{i:02}");
+        let config = reg.push_blob(&repo, b"{}");
+        let shared_digest = reg.push_blob(&repo, &shared);
+        let own = pseudo_random(100 + i as u64, 100 * (i + 1));
+        let own_digest = reg.push_blob(&repo, &own);
+        let manifest = image_manifest(
+            OCI_CONFIG,
+            &config,
+            2,
+            &[
+                (OCI_LAYER, &shared_digest, shared.len()),
+                (OCI_LAYER, &own_digest, own.len()),
+            ],
+        );
+        reg.push_manifest(&repo, "v1", OCI_MANIFEST, &manifest);
+        stored += manifest.len() + own.len();
+    }
+    let client = reg.server.client();
+    for (repo, keywords) in [
+        ("charts/postgres", "database, sql"),
+        ("charts/mysql", "sql"),
+    ] {
+        let name = repo.rsplit('/').next().unwrap();
+        let (status, body) = push_oci(
+            &client,
+            &reg.server,
+            repo,
+            &chart_with_keywords(name, keywords),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    // The newest push, a second later than every other (push times have whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, body) = push_oci(
+        &client,
+        &reg.server,
+        "charts/redis",
+        &chart_with_keywords("redis", "cache"),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let expected_stored = format!("{:.1} KiB", stored as f64 / 1024.0);
+    let repositories = (images + 3).to_string();
+    browser_script_with(
+        "browse.mjs",
+        &reg.server.url,
+        &[
+            ("REPOSITORIES", &repositories),
+            ("EXPECTED_STORED", &expected_stored),
+            ("LARGEST", "bulk/repo-52"),
+            ("NEWEST", "charts/redis"),
+        ],
+    );
+    for shot in ["home-by-size.png", "home-keyword.png"] {
+        assert!(screenshots().join(shot).exists(), "{shot}");
+    }
+}
+
 #[test]
 fn image_page_platforms_layers_and_pull_command() {
     require_tool("skopeo");

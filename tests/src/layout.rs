@@ -89,6 +89,7 @@ pub fn write_image(layout: &Path, arch: &str, layer_sizes: &[usize], seed: u64) 
     let config = serde_json::json!({
         "architecture": arch,
         "os": "linux",
+        "created": "2026-01-02T03:04:05Z",
         "config": { "Env": ["PATH=/usr/bin"], "Cmd": ["/bin/true"] },
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": layer_sizes.iter().map(|_| serde_json::json!({"created_by": "test layer"})).collect::<Vec<_>>(),

@@ -18,7 +18,13 @@ try {
   await page.waitForURL(/tag=multi/);
   const platforms = await page.locator('table.platforms td.platform').allTextContents();
   check(platforms.includes('linux/amd64') && platforms.includes('linux/arm64'), `the index's platforms are listed (${platforms})`);
-  check(await page.locator('ul.versions li').count() === 2, 'both tags are listed');
+  const tagRows = page.locator('table.tags tbody tr');
+  check(await tagRows.count() === 2, 'both tags are listed');
+  const current = tagRows.filter({ hasText: 'multi' }).first();
+  check(/^[0-9a-f]{12}$/.test(await current.locator('abbr').textContent()), 'with their short digest');
+  check((await current.locator('abbr').getAttribute('title')).startsWith('sha256:'), 'the full digest on hover');
+  check(/\d/.test(await current.locator('td.num').textContent()), 'and their size');
+  check(/^\d{4}-\d\d-\d\dT/.test(await tagRows.filter({ hasText: 'single' }).locator('td').last().textContent()), 'and the image created time');
   await page.screenshot({ path: join(shots, 'image.png'), fullPage: true });
 
   const pull = await page.locator('#cmd-docker').textContent();
@@ -37,7 +43,7 @@ try {
   await page.getByRole('button', { name: 'Add tag' }).click();
   await page.waitForURL(/tag=stable/);
   check((await page.locator('.chart-head .version').textContent()) === 'stable', 'the new tag opens');
-  check((await page.locator('ul.versions li').allTextContents()).includes('stable'), 'the new tag is listed');
+  check((await page.locator('table.tags td.repo').allTextContents()).includes('stable'), 'the new tag is listed');
   const forged = await page.request.post(base + '/ui/tag/delete', {
     form: { csrf: 'forged', repository: 'multi/arch', tag: 'stable' },
   });
@@ -45,7 +51,7 @@ try {
   page.once('dialog', (dialog) => dialog.accept());
   await page.getByRole('button', { name: 'Delete tag stable' }).click();
   await page.waitForURL((url) => !url.search.includes('tag=stable'));
-  check(!(await page.locator('ul.versions li').allTextContents()).includes('stable'), 'the tag is deleted');
+  check(!(await page.locator('table.tags td.repo').allTextContents()).includes('stable'), 'the tag is deleted');
   check(errors.length === 0, `no script errors (${errors.join('; ')})`);
 } finally {
   await browser.close();

@@ -125,6 +125,8 @@ pub struct SearchHit {
     /// For a chart: its newest version.
     pub version: Option<String>,
     pub description: Option<String>,
+    /// For a chart: its newest version is marked deprecated.
+    pub deprecated: bool,
 }
 
 /// A page of search results.
@@ -145,6 +147,8 @@ pub struct SearchFilters {
     pub kind: Option<RepositoryKind>,
     /// Only repositories under this prefix.
     pub prefix: Option<String>,
+    /// Only charts with this keyword (case-insensitive).
+    pub keyword: Option<String>,
 }
 
 /// Charts (newest version of each) and other repositories the caller may pull, matching the
@@ -184,18 +188,26 @@ pub async fn search_repositories(
             let text_hit = matches_text(&e.metadata.name)
                 || e.metadata.description.as_deref().is_some_and(&matches_text)
                 || e.metadata.keywords.iter().any(|k| matches_text(k));
-            if text_hit && in_prefix(repo) && state.access.may_pull(caller, repo) {
+            let keyword_hit = filters.keyword.as_deref().is_none_or(|wanted| {
+                e.metadata
+                    .keywords
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(wanted))
+            });
+            if text_hit && keyword_hit && in_prefix(repo) && state.access.may_pull(caller, repo) {
                 hits.push(SearchHit {
                     repository: (*repo).to_owned(),
                     kind: RepositoryKind::Chart,
                     name: e.metadata.name.clone(),
                     version: Some(e.metadata.version.clone()),
                     description: e.metadata.description.clone(),
+                    deprecated: e.metadata.deprecated,
                 });
             }
         }
     }
-    if filters.kind.is_none_or(|k| k != RepositoryKind::Chart) {
+    // Only charts have keywords.
+    if filters.keyword.is_none() && filters.kind.is_none_or(|k| k != RepositoryKind::Chart) {
         let mut last: Option<String> = None;
         let mut scanned = 0;
         loop {
@@ -212,11 +224,10 @@ pub async fn search_repositories(
                 let Some(repo) = RepoName::parse(name) else {
                     continue;
                 };
-                let tags = state
+                let (tags, _) = state
                     .registry
-                    .list_tags(&repo, None, None)
+                    .tags_and_last_write(&repo)
                     .await
-                    .map(|p| p.items)
                     .unwrap_or_default();
                 let found = repository_kind(state, &repo, &tags, false).await;
                 if filters.kind.is_none_or(|k| k == found) {
@@ -226,6 +237,7 @@ pub async fn search_repositories(
                         name: name.rsplit('/').next().unwrap_or(name).to_owned(),
                         version: None,
                         description: None,
+                        deprecated: false,
                     });
                 }
             }
@@ -281,10 +293,14 @@ fn repo_name(
 }
 
 fn size_of(manifest: &StoredManifest, doc: &Value) -> u64 {
-    let blob_sizes: u64 = doc["config"]["size"].as_u64().unwrap_or(0)
-        + doc["layers"]
-            .as_array()
-            .map_or(0, |ls| ls.iter().filter_map(|l| l["size"].as_u64()).sum());
+    let sum = |list: &Value| {
+        list.as_array().map_or(0, |ds| {
+            ds.iter().filter_map(|d| d["size"].as_u64()).sum::<u64>()
+        })
+    };
+    // An index references its platforms' manifests directly.
+    let blob_sizes =
+        doc["config"]["size"].as_u64().unwrap_or(0) + sum(&doc["layers"]) + sum(&doc["manifests"]);
     manifest.link.size + blob_sizes
 }
 
@@ -339,6 +355,40 @@ pub async fn manifest_detail(
         history,
         annotations: doc.get("annotations").cloned(),
     })
+}
+
+/// Digest, media type, size and created time of each tag (tags whose manifest is gone are
+/// left out). Shared by the REST API and the web interface; the caller has checked pull rights.
+pub async fn tag_details(state: &AppState, repo: &RepoName, tags: &[Tag]) -> Vec<TagInfo> {
+    let mut out = Vec::new();
+    for tag in tags {
+        let Ok(manifest) = state
+            .registry
+            .get_manifest(repo, &Reference::Tag(tag.clone()))
+            .await
+        else {
+            continue;
+        };
+        let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+        let created = match doc["annotations"]["org.opencontainers.image.created"].as_str() {
+            Some(c) => Some(c.to_owned()),
+            None => config_of(state, repo, &doc)
+                .await
+                .and_then(|c| c["created"].as_str().map(str::to_owned)),
+        };
+        out.push(TagInfo {
+            tag: tag.to_string(),
+            digest: manifest.link.digest.to_string(),
+            media_type: manifest.link.media_type.clone(),
+            size: size_of(&manifest, &doc),
+            created,
+            artifact_type: doc["artifactType"]
+                .as_str()
+                .or(doc["config"]["mediaType"].as_str())
+                .map(str::to_owned),
+        });
+    }
+    out
 }
 
 /// Points `target` at the manifest `source` names, in the same repository (a retag), keeping
@@ -396,13 +446,13 @@ async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Val
 async fn repository_kind(
     state: &AppState,
     repo: &RepoName,
-    tags: &[String],
+    tags: &[Tag],
     is_chart: bool,
 ) -> RepositoryKind {
     if is_chart {
         return RepositoryKind::Chart;
     }
-    let Some(tag) = tags.last().and_then(|t| Tag::parse(t)) else {
+    let Some(tag) = tags.last().cloned() else {
         return RepositoryKind::Empty;
     };
     let Ok(m) = state
@@ -423,53 +473,6 @@ async fn repository_kind(
     } else {
         RepositoryKind::Artifact
     }
-}
-
-/// Bytes of the tagged manifests and what they reference, each digest once.
-async fn repository_size(state: &AppState, repo: &RepoName, tags: &[String]) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    for tag in tags.iter().take(100).filter_map(|t| Tag::parse(t)) {
-        let Ok(manifest) = state
-            .registry
-            .get_manifest(repo, &Reference::Tag(tag))
-            .await
-        else {
-            continue;
-        };
-        if !seen.insert(manifest.link.digest.to_string()) {
-            continue;
-        }
-        total += manifest.link.size;
-        let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-        let referenced = doc["config"]
-            .as_object()
-            .into_iter()
-            .chain(
-                doc["layers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|l| l.as_object()),
-            )
-            .chain(
-                doc["manifests"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m.as_object()),
-            );
-        for descriptor in referenced {
-            if let (Some(digest), Some(size)) = (
-                descriptor.get("digest").and_then(|d| d.as_str()),
-                descriptor.get("size").and_then(|s| s.as_u64()),
-            ) && seen.insert(digest.to_owned())
-            {
-                total += size;
-            }
-        }
-    }
-    total
 }
 
 /// Browsing and tag management.
@@ -534,22 +537,17 @@ impl RepositoriesApi {
                 let Some(repo) = RepoName::parse(&name) else {
                     continue;
                 };
-                let tags = state
+                let (tags, last_push) = state
                     .registry
-                    .list_tags(&repo, None, None)
+                    .tags_and_last_write(&repo)
                     .await
-                    .map(|p| p.items)
                     .unwrap_or_default();
                 let is_chart = charts.iter().any(|c| c.repository == name);
                 let kind = repository_kind(state, &repo, &tags, is_chart).await;
-                let size = repository_size(state, &repo, &tags).await;
-                let last_push = state
-                    .registry
-                    .last_tag_write(&repo)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                let usage =
+                    crate::usage::measure_tags(&state.registry, &repo, &tags, last_push).await;
+                let size = usage.size;
+                let last_push = last_push.map(|t| humantime::format_rfc3339_seconds(t).to_string());
                 items.push(Repository {
                     name,
                     kind,
@@ -586,6 +584,8 @@ impl RepositoriesApi {
         kind: Query<Option<RepositoryKind>>,
         /// Only repositories under this prefix.
         prefix: Query<Option<String>>,
+        /// Only charts with this keyword (case-insensitive).
+        keyword: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
         #[oai(
             name = "perPage",
@@ -598,6 +598,7 @@ impl RepositoriesApi {
             text: q.0,
             kind: kind.0,
             prefix: prefix.0,
+            keyword: keyword.0,
         };
         let hits = search_repositories(state, &caller, &filters)
             .await
@@ -633,35 +634,8 @@ impl RepositoriesApi {
             .list_tags(&repo, None, None)
             .await
             .map_err(from_registry)?;
-        let mut out = Vec::new();
-        for tag in tags.items.iter().filter_map(|t| Tag::parse(t)) {
-            let Ok(manifest) = state
-                .registry
-                .get_manifest(&repo, &Reference::Tag(tag.clone()))
-                .await
-            else {
-                continue;
-            };
-            let doc: Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-            let created = match doc["annotations"]["org.opencontainers.image.created"].as_str() {
-                Some(c) => Some(c.to_owned()),
-                None => config_of(state, &repo, &doc)
-                    .await
-                    .and_then(|c| c["created"].as_str().map(str::to_owned)),
-            };
-            out.push(TagInfo {
-                tag: tag.to_string(),
-                digest: manifest.link.digest.to_string(),
-                media_type: manifest.link.media_type.clone(),
-                size: size_of(&manifest, &doc),
-                created,
-                artifact_type: doc["artifactType"]
-                    .as_str()
-                    .or(doc["config"]["mediaType"].as_str())
-                    .map(str::to_owned),
-            });
-        }
-        Ok(Json(out))
+        let tags: Vec<Tag> = tags.items.iter().filter_map(|t| Tag::parse(t)).collect();
+        Ok(Json(tag_details(state, &repo, &tags).await))
     }
 
     /// Manifest details

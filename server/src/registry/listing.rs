@@ -101,14 +101,24 @@ impl Registry {
         Ok(page.items.iter().filter_map(|t| Tag::parse(t)).collect())
     }
 
-    /// When a tag of the repository was last written (the last push), if it has tags.
-    pub async fn last_tag_write(&self, repo: &RepoName) -> Result<Option<std::time::SystemTime>> {
-        let tags = self
+    /// Every tag of a repository and when one was last written (the last push), from one
+    /// listing.
+    pub async fn tags_and_last_write(
+        &self,
+        repo: &RepoName,
+    ) -> Result<(Vec<Tag>, Option<std::time::SystemTime>)> {
+        let prefix = layout::tags_prefix(repo);
+        let objects = self
             .storage
-            .list_all(&layout::tags_prefix(repo))
+            .list_all(&prefix)
             .await
             .map_err(storage("listing tags"))?;
-        Ok(tags.iter().filter_map(|m| m.last_modified).max())
+        let last_write = objects.iter().filter_map(|m| m.last_modified).max();
+        let tags = objects
+            .iter()
+            .filter_map(|m| m.key.as_str().strip_prefix(&prefix).and_then(Tag::parse))
+            .collect();
+        Ok((tags, last_write))
     }
 
     pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {

@@ -9,8 +9,8 @@ use poem::web::{Data, Form, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::render::{YamlLine, readme_html, yaml_lines};
-use super::{caller, html, human_size, session};
+use super::render::{YamlLine, chart_icon, readme_html, yaml_lines};
+use super::{caller, html_with_images, human_size, session};
 use crate::auth::Action;
 use crate::charts::IndexEntry;
 use crate::registry::{Reference, RepoName, Tag};
@@ -46,6 +46,8 @@ struct ChartPage {
     name: String,
     version: String,
     description: String,
+    /// The icon's URL when it may be shown, else empty (the page shows an initial).
+    icon: String,
     deprecated: bool,
     app_version: String,
     created: String,
@@ -141,7 +143,9 @@ pub(super) async fn chart_page(
     } else {
         ""
     };
-    html(ChartPage {
+    let icon = chart_icon(m.icon.as_deref(), state.ui.remote_icons).unwrap_or_default();
+    let remote_icon = icon.starts_with("https:");
+    let page = ChartPage {
         user: claims.as_ref().map(|c| c.sub.clone()),
         admin: super::is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
@@ -149,6 +153,7 @@ pub(super) async fn chart_page(
         name: m.name.clone(),
         version: m.version.clone(),
         description: m.description.clone().unwrap_or_default(),
+        icon,
         deprecated: m.deprecated,
         app_version: m.app_version.clone().unwrap_or_default(),
         created: entry.created.clone(),
@@ -212,7 +217,8 @@ pub(super) async fn chart_page(
         file_name: entry.file_name(),
         can_delete,
         notice: query.notice.clone().unwrap_or_default(),
-    })
+    };
+    html_with_images(page, remote_icon)
 }
 
 #[derive(Deserialize)]
@@ -265,6 +271,7 @@ pub(super) async fn chart_delete(
         return super::see_other(&back);
     }
     state.charts.tag_deleted(&repo, &tag).await;
+    state.usage.invalidate();
     let remaining = state
         .charts
         .entries()

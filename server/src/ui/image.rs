@@ -11,7 +11,7 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::{caller, html, human_size};
-use crate::api::repositories::{copy_tag, manifest_detail};
+use crate::api::repositories::{copy_tag, manifest_detail, tag_details};
 use crate::auth::Action;
 use crate::registry::{Reference, RepoName, Tag};
 use crate::state::AppState;
@@ -53,8 +53,9 @@ struct ImagePage {
     history: Vec<String>,
     /// (artifact type, digest)
     referrers: Vec<(String, String)>,
-    /// (tag, link)
-    tags: Vec<(String, String)>,
+    tags: Vec<TagRow>,
+    /// Tags beyond those detailed.
+    more_tags: usize,
     docker_pull: String,
     skopeo_copy: String,
     can_push: bool,
@@ -62,8 +63,49 @@ struct ImagePage {
     notice: String,
 }
 
+/// One tag in the tags table.
+#[derive(Debug)]
+struct TagRow {
+    name: String,
+    link: String,
+    digest: String,
+    /// The first 12 hex digits, as `docker images` shows them.
+    short_digest: String,
+    size: String,
+    created: String,
+}
+
+/// Most tags detailed on the page (each costs a manifest and a config read).
+const DETAILED_TAGS: usize = 100;
+
 fn not_found() -> Response {
     super::not_found("image")
+}
+
+async fn tag_rows(state: &AppState, repo: &RepoName, tags: &[String]) -> Vec<TagRow> {
+    let tags: Vec<Tag> = tags
+        .iter()
+        .take(DETAILED_TAGS)
+        .filter_map(|t| Tag::parse(t))
+        .collect();
+    tag_details(state, repo, &tags)
+        .await
+        .into_iter()
+        .map(|t| TagRow {
+            link: link(repo.as_str(), Some(&t.tag)),
+            short_digest: t
+                .digest
+                .split_once(':')
+                .map_or(t.digest.as_str(), |(_, hex)| hex)
+                .chars()
+                .take(12)
+                .collect(),
+            digest: t.digest,
+            size: human_size(t.size),
+            created: t.created.unwrap_or_default(),
+            name: t.tag,
+        })
+        .collect()
 }
 
 #[handler]
@@ -173,10 +215,8 @@ pub(super) async fn image_page(
             .filter_map(|h| h["created_by"].as_str().map(str::to_owned))
             .collect(),
         referrers,
-        tags: tags
-            .iter()
-            .map(|t| (t.clone(), link(repo.as_str(), Some(t))))
-            .collect(),
+        tags: tag_rows(state, &repo, &tags).await,
+        more_tags: tags.len().saturating_sub(DETAILED_TAGS),
         docker_pull: format!("docker pull {host}/{repo}:{tag}"),
         skopeo_copy: format!(
             "skopeo copy{tls_flag} docker://{host}/{repo}:{tag} oci:{}:{tag}",
@@ -260,7 +300,10 @@ pub(super) async fn tag_copy(
     };
     let target_name = target.as_str().to_owned();
     match copy_tag(state, &repo, &source, target).await {
-        Ok(()) => super::see_other(&link(repo.as_str(), Some(&target_name))),
+        Ok(()) => {
+            state.usage.invalidate();
+            super::see_other(&link(repo.as_str(), Some(&target_name)))
+        }
         Err(e) => refused(repo.as_str(), &form.source, &e.message),
     }
 }
@@ -287,6 +330,7 @@ pub(super) async fn tag_delete(
         return refused(repo.as_str(), tag.as_str(), &e.message);
     }
     state.charts.tag_deleted(&repo, &tag).await;
+    state.usage.invalidate();
     let left = state
         .registry
         .list_tags(&repo, Some(1), None)

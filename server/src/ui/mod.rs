@@ -4,7 +4,9 @@
 
 mod admin;
 mod chart;
+mod home;
 mod image;
+mod plot;
 mod render;
 pub mod session;
 
@@ -13,11 +15,10 @@ use std::sync::Arc;
 use askama::Template;
 use poem::http::{StatusCode, header};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Form};
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
-use crate::api::repositories::{RepositoryKind, SearchFilters, search_repositories};
 use crate::auth::{Caller, Principal};
 use crate::state::AppState;
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, SessionClaims, random_token};
@@ -45,7 +46,7 @@ pub fn routes() -> impl poem::Endpoint {
 
 /// `/`, with the cookie jar the pages need.
 pub fn home_endpoint() -> impl poem::Endpoint {
-    get(home).with(poem::middleware::CookieJarManager::new())
+    get(home::home).with(poem::middleware::CookieJarManager::new())
 }
 
 /// Sends `/` to the home page and every other path to `other`.
@@ -114,10 +115,19 @@ fn caller(state: &AppState, claims: Option<&SessionClaims>) -> Caller {
 }
 
 fn html(page: impl Template) -> Response {
+    html_with_images(page, false)
+}
+
+/// A page; `remote_images` lets it show images from other sites (chart icons, when the
+/// configuration allows them).
+fn html_with_images(page: impl Template, remote_images: bool) -> Response {
     match page.render() {
         Ok(body) => Response::builder()
             .content_type("text/html; charset=utf-8")
-            .header("Content-Security-Policy", CSP)
+            .header(
+                "Content-Security-Policy",
+                content_security_policy(remote_images),
+            )
             .header("X-Content-Type-Options", "nosniff")
             .header("Referrer-Policy", "same-origin")
             .body(body),
@@ -171,204 +181,18 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Only our own scripts and styles: an injected inline script would not run.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// One row of the repository list.
-#[derive(Debug)]
-struct Row {
-    repository: String,
-    /// The chart page, for charts.
-    link: String,
-    kind: &'static str,
-    version: String,
-    description: String,
-    deprecated: bool,
-}
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    user: Option<String>,
-    csrf: String,
-    /// Administrators see the proxy and backup pages.
-    admin: bool,
-    query: String,
-    kind: String,
-    prefix: String,
-    deprecated: String,
-    results: ResultsView,
-}
-
-#[derive(Template)]
-#[template(path = "results.html")]
-struct Results {
-    user: Option<String>,
-    results: ResultsView,
-}
-
-/// One page of the list, with its counts and neighbours.
-#[derive(Debug, Default)]
-struct ResultsView {
-    hits: Vec<Row>,
-    total: usize,
-    charts: usize,
-    images: usize,
-    page: usize,
-    pages: usize,
-    /// Links to the previous and next pages (empty when there is none).
-    prev: String,
-    next: String,
-}
-
-/// Rows per page.
-const PER_PAGE: usize = 50;
-
-#[derive(Debug, Deserialize)]
-struct HomeQuery {
-    q: Option<String>,
-    kind: Option<String>,
-    /// Only repositories under this prefix.
-    prefix: Option<String>,
-    /// `hide` or `only` deprecated charts (anything else: show them).
-    deprecated: Option<String>,
-    page: Option<usize>,
-    /// Set by the search-as-you-type script: answer the result list only.
-    partial: Option<String>,
-}
-
-impl HomeQuery {
-    /// `/` with these filters on another page.
-    fn page_link(&self, page: usize) -> String {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        for (name, value) in [
-            ("q", &self.q),
-            ("kind", &self.kind),
-            ("prefix", &self.prefix),
-            ("deprecated", &self.deprecated),
-        ] {
-            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
-                params.push((name, v.clone()));
-            }
-        }
-        params.push(("page", page.to_string()));
-        format!(
-            "/?{}",
-            serde_urlencoded::to_string(&params).unwrap_or_default()
-        )
-    }
-}
-
-fn kind_name(kind: RepositoryKind) -> &'static str {
-    match kind {
-        RepositoryKind::Chart => "chart",
-        RepositoryKind::Image => "image",
-        RepositoryKind::Artifact => "artifact",
-        RepositoryKind::Empty => "empty",
-    }
-}
-
-#[handler]
-async fn home(
-    Data(state): Data<&Arc<AppState>>,
-    jar: &CookieJar,
-    Query(query): Query<HomeQuery>,
-) -> Response {
-    let claims = session(state, jar).await;
-    let caller = caller(state, claims.as_ref());
-    let kind = match query.kind.as_deref() {
-        Some("chart") => Some(RepositoryKind::Chart),
-        Some("image") => Some(RepositoryKind::Image),
-        _ => None,
+/// Only our own scripts and styles: an injected inline script would not run. Images from
+/// elsewhere only where allowed.
+fn content_security_policy(remote_images: bool) -> String {
+    let images = if remote_images {
+        "'self' data: https:"
+    } else {
+        "'self' data:"
     };
-    let filters = SearchFilters {
-        text: query.q.clone().filter(|q| !q.trim().is_empty()),
-        kind,
-        prefix: query.prefix.clone().filter(|p| !p.trim().is_empty()),
-    };
-    let hits = match search_repositories(state, &caller, &filters).await {
-        Ok(hits) => hits,
-        Err(e) => {
-            tracing::error!(error = %e.message, "listing repositories for the web interface");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    // Deprecation is a chart's: read it from the newest version in the chart index.
-    let (_, entries) = state.charts.entries().await;
-    let mut newest_deprecated: std::collections::HashMap<&str, (semver::Version, bool)> =
-        Default::default();
-    for e in entries.iter() {
-        let Ok(version) = semver::Version::parse(&e.metadata.version) else {
-            continue;
-        };
-        let slot = newest_deprecated
-            .entry(e.repository.as_str())
-            .or_insert((version.clone(), e.metadata.deprecated));
-        if version > slot.0 {
-            *slot = (version, e.metadata.deprecated);
-        }
-    }
-    let is_deprecated = |repo: &str| newest_deprecated.get(repo).is_some_and(|(_, d)| *d);
-    let rows: Vec<Row> = hits
-        .into_iter()
-        .filter(|h| match query.deprecated.as_deref() {
-            Some("hide") => !is_deprecated(&h.repository),
-            Some("only") => is_deprecated(&h.repository),
-            _ => true,
-        })
-        .map(|h| Row {
-            link: match h.kind {
-                RepositoryKind::Chart => chart::link(&h.repository, None),
-                _ => image::link(&h.repository, None),
-            },
-            deprecated: is_deprecated(&h.repository),
-            repository: h.repository,
-            kind: kind_name(h.kind),
-            version: h.version.unwrap_or_default(),
-            description: h.description.unwrap_or_default(),
-        })
-        .collect();
-    let total = rows.len();
-    let charts = rows.iter().filter(|r| r.kind == "chart").count();
-    let pages = total.div_ceil(PER_PAGE).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
-    let results = ResultsView {
-        charts,
-        images: total - charts,
-        total,
-        page,
-        pages,
-        prev: if page > 1 {
-            query.page_link(page - 1)
-        } else {
-            String::new()
-        },
-        next: if page < pages {
-            query.page_link(page + 1)
-        } else {
-            String::new()
-        },
-        hits: rows
-            .into_iter()
-            .skip((page - 1) * PER_PAGE)
-            .take(PER_PAGE)
-            .collect(),
-    };
-    let user = claims.as_ref().map(|c| c.sub.clone());
-    if query.partial.is_some() {
-        return html(Results { user, results });
-    }
-    html(HomePage {
-        user,
-        admin: is_admin(state, claims.as_ref()),
-        csrf: claims.map(|c| c.csrf).unwrap_or_default(),
-        query: query.q.unwrap_or_default(),
-        kind: query.kind.unwrap_or_default(),
-        prefix: query.prefix.unwrap_or_default(),
-        deprecated: query.deprecated.unwrap_or_default(),
-        results,
-    })
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 }
 
 #[derive(Template)]

@@ -111,6 +111,26 @@ fn split_comment(code: &str) -> (&str, &str) {
     (code, "")
 }
 
+/// Largest icon embedded as a data: URI that is shown.
+const MAX_DATA_ICON: usize = 256 * 1024;
+
+/// Where the chart's icon may be loaded from: an image embedded as a data: URI, or (when
+/// `remote` is allowed) an https URL. Anything else (javascript:, http:, other data) is not
+/// shown; an `<img>` never runs an SVG's scripts either way.
+pub fn chart_icon(icon: Option<&str>, remote: bool) -> Option<String> {
+    let icon = icon?.trim();
+    let lower = icon.to_ascii_lowercase();
+    let embedded = ["png", "jpeg", "gif", "webp", "svg+xml"]
+        .iter()
+        .any(|kind| {
+            lower.starts_with(&format!("data:image/{kind};"))
+                || lower.starts_with(&format!("data:image/{kind},"))
+        });
+    let allowed = (embedded && icon.len() <= MAX_DATA_ICON)
+        || (remote && lower.starts_with("https://") && !icon.contains(char::is_whitespace));
+    allowed.then(|| icon.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +167,30 @@ mod tests {
             (lines[4].key.as_str(), lines[4].value.as_str()),
             ("", "plain text")
         );
+    }
+
+    #[test]
+    fn icons_only_from_allowed_sources() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        assert_eq!(chart_icon(Some(png), false).as_deref(), Some(png));
+        assert!(chart_icon(Some("data:image/svg+xml,<svg/>"), false).is_some());
+        let remote = "https://example.com/icon.png";
+        assert_eq!(
+            chart_icon(Some(remote), false),
+            None,
+            "remote icons are opt-in"
+        );
+        assert_eq!(chart_icon(Some(remote), true).as_deref(), Some(remote));
+        for refused in [
+            "javascript:alert(1)",
+            "http://example.com/icon.png",
+            "data:text/html,<script>alert(1)</script>",
+            "JaVaScRiPt:alert(1)",
+        ] {
+            assert_eq!(chart_icon(Some(refused), true), None, "{refused}");
+        }
+        let huge = format!("data:image/png;base64,{}", "A".repeat(MAX_DATA_ICON));
+        assert_eq!(chart_icon(Some(&huge), false), None);
+        assert_eq!(chart_icon(None, true), None);
     }
 }
