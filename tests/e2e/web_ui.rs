@@ -241,6 +241,61 @@ fn many_repositories_paged_sorted_filtered_and_plotted() {
     }
 }
 
+/// A red square, as chart authors embed icons in Chart.yaml.
+const SVG_ICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='48' height='48'%3E%3Crect width='48' height='48' fill='%23c33'/%3E%3C/svg%3E";
+
+#[test]
+fn visitors_and_read_only_users_and_accessibility() {
+    let viewer = "viewer";
+    let config = format!(
+        "{}auth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n  rules:\n    - {{repositories: ['**'], actions: [pull, push, delete], users: [{USER}]}}\n    - {{repositories: ['**'], actions: [pull], users: [{viewer}]}}\n    - {{repositories: ['public/**'], actions: [pull], anonymous: true}}\n",
+        oci_storage_tests::object_stores::Backend::from_env().fresh_storage_yaml()
+    );
+    let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);
+    let client = server.client();
+    let public_chart = tgz(&[
+        (
+            "webapp/Chart.yaml",
+            format!("apiVersion: v2\nname: webapp\nversion: 1.0.0\ndescription: A public chart\nkeywords: [web]\nicon: \"{SVG_ICON}\"\n").into_bytes(),
+        ),
+        ("webapp/values.yaml", b"# Pods\nreplicaCount: 1\n".to_vec()),
+        ("webapp/README.md", b"# Webapp\n\nA *public* chart.\n".to_vec()),
+    ]);
+    let (status, body) = push_oci(&client, &server, "public/charts/webapp", &public_chart);
+    assert_eq!(status, 201, "{body}");
+    let secret = tgz(&[(
+        "secret/Chart.yaml",
+        b"apiVersion: v2\nname: secret\nversion: 1.0.0\nicon: \"javascript:alert(1)\"\n".to_vec(),
+    )]);
+    let (status, body) = push_oci(&client, &server, "private/charts/secret", &secret);
+    assert_eq!(status, 201, "{body}");
+    let reg = crate::protocol::Reg::with(server);
+    reg.push_image("public/apps/web", "v1", b"public layer");
+    reg.push_image("private/apps/img", "v1", b"private layer, a little larger");
+
+    browser_script_with("access.mjs", &reg.server.url, &[("VIEWER", viewer)]);
+    // Nothing the read-only user tried changed anything.
+    for (manifest, status) in [
+        ("private/charts/secret/manifests/1.0.0", 200),
+        ("private/apps/img/manifests/v1", 200),
+        ("private/apps/img/manifests/stolen", 404),
+    ] {
+        let resp = reg.head(&format!("/v2/{manifest}"));
+        assert_eq!(resp.status(), status, "{manifest}");
+    }
+    let pages = [
+        "/",
+        "/?sort=size",
+        "/ui/chart?repository=public%2Fcharts%2Fwebapp",
+        "/ui/chart?repository=private%2Fcharts%2Fsecret",
+        "/ui/image?repository=public%2Fapps%2Fweb",
+        "/ui/proxy",
+        "/ui/backups",
+    ]
+    .join(",");
+    browser_script_with("a11y.mjs", &reg.server.url, &[("PAGES", &pages)]);
+}
+
 #[test]
 fn image_page_platforms_layers_and_pull_command() {
     require_tool("skopeo");
@@ -279,6 +334,15 @@ fn image_page_platforms_layers_and_pull_command() {
     assert!(
         server.logs().contains("path=/ui/tag/copy"),
         "the retag went through the UI"
+    );
+    // The platforms, layers and history tables meet the accessibility checks too.
+    browser_script_with(
+        "a11y.mjs",
+        &server.url,
+        &[(
+            "PAGES",
+            "/ui/image?repository=multi%2Farch&tag=multi,/ui/image?repository=multi%2Farch&tag=single",
+        )],
     );
 }
 

@@ -28,11 +28,11 @@ export async function launch(options = {}) {
   return { context, page };
 }
 
-/** Logs in through the form with the test user and waits for the home page. */
-export async function login(page) {
+/** Logs in through the form (as the test user by default) and waits for the home page. */
+export async function login(page, user = process.env.UI_USER, password = process.env.UI_PASSWORD) {
   await page.goto(base + '/ui/login');
-  await page.getByLabel('Username').fill(process.env.UI_USER);
-  await page.getByLabel('Password').fill(process.env.UI_PASSWORD);
+  await page.getByLabel('Username').fill(user);
+  await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.waitForURL(base + '/');
 }
