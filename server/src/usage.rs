@@ -1,7 +1,8 @@
-//! Storage used by each repository (bytes, tags, last push), for sorting and plotting in the
-//! web interface. Walking every repository costs a listing and a few manifest reads each, so
-//! the figures are a snapshot, retaken in the background once it is older than [`MAX_AGE`]
-//! (the caller that finds it stale still gets the old one at once; only the first waits).
+//! What each repository holds and takes (kind, bytes, tags, last push), for listing, sorting
+//! and plotting in the web interface. Walking every repository costs a listing and a few
+//! manifest reads each, so the figures are a snapshot, retaken in the background once it is
+//! older than [`MAX_AGE`] (the caller that finds it stale still gets the old one at once;
+//! only the first waits).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use crate::api::repositories::{RepositoryKind, repository_kind};
 use crate::registry::{Reference, Registry, RegistryError, RepoName, Tag};
 
 /// How old a snapshot may be before the next reader starts a new one.
@@ -23,6 +25,9 @@ const SCAN_LIMIT: usize = 20_000;
 /// One repository's figures.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryUsage {
+    /// What its newest tag holds (a chart repository shows as an artifact: charts are known
+    /// from the chart index).
+    pub kind: RepositoryKind,
     /// Bytes of the tagged manifests and everything they reference, each digest once.
     pub size: u64,
     pub tags: usize,
@@ -141,6 +146,7 @@ pub async fn measure_tags(
 ) -> RepositoryUsage {
     let content = tagged_content(registry, repo, tags).await;
     RepositoryUsage {
+        kind: repository_kind(registry, repo, tags).await,
         size: content.iter().map(|(_, size)| size).sum(),
         tags: tags.len(),
         last_push,

@@ -16,17 +16,18 @@ use super::security::ApiUser;
 use crate::auth::{Action, Caller, Denial};
 use crate::registry::manifest_doc::{DOCKER_LIST, OCI_INDEX};
 use crate::registry::{
-    ErrorCode, PutManifest, Reference, RegistryError, RepoName, StoredManifest, Tag,
+    ErrorCode, PutManifest, Reference, Registry, RegistryError, RepoName, StoredManifest, Tag,
 };
 use crate::state::AppState;
 
 /// What a repository holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum RepositoryKind {
     Chart,
     Image,
     Artifact,
+    #[default]
     Empty,
 }
 
@@ -152,11 +153,14 @@ pub struct SearchFilters {
 }
 
 /// Charts (newest version of each) and other repositories the caller may pull, matching the
-/// filters, sorted by repository. Shared by the REST API and the web interface.
+/// filters, sorted by repository. Shared by the REST API and the web interface; the latter
+/// passes its usage snapshot, whose kinds spare a tag listing per repository (repositories
+/// newer than the snapshot are looked at).
 pub async fn search_repositories(
     state: &AppState,
     caller: &Caller,
     filters: &SearchFilters,
+    known: Option<&crate::usage::UsageSnapshot>,
 ) -> Result<Vec<SearchHit>, RegistryError> {
     let needle = filters.text.as_deref().map(str::to_lowercase);
     let matches_text = |text: &str| {
@@ -224,12 +228,17 @@ pub async fn search_repositories(
                 let Some(repo) = RepoName::parse(name) else {
                     continue;
                 };
-                let (tags, _) = state
-                    .registry
-                    .tags_and_last_write(&repo)
-                    .await
-                    .unwrap_or_default();
-                let found = repository_kind(state, &repo, &tags, false).await;
+                let found = match known.and_then(|k| k.repositories.get(name.as_str())) {
+                    Some(usage) => usage.kind,
+                    None => {
+                        let (tags, _) = state
+                            .registry
+                            .tags_and_last_write(&repo)
+                            .await
+                            .unwrap_or_default();
+                        repository_kind(&state.registry, &repo, &tags).await
+                    }
+                };
                 if filters.kind.is_none_or(|k| k == found) {
                     hits.push(SearchHit {
                         repository: name.clone(),
@@ -442,24 +451,16 @@ async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Val
     serde_json::from_slice(&buf).ok()
 }
 
-/// What a repository holds, judged by its chart index entries or its newest tag's manifest.
-async fn repository_kind(
-    state: &AppState,
+/// What a repository other than a chart holds, judged by its newest tag's manifest.
+pub(crate) async fn repository_kind(
+    registry: &Registry,
     repo: &RepoName,
     tags: &[Tag],
-    is_chart: bool,
 ) -> RepositoryKind {
-    if is_chart {
-        return RepositoryKind::Chart;
-    }
     let Some(tag) = tags.last().cloned() else {
         return RepositoryKind::Empty;
     };
-    let Ok(m) = state
-        .registry
-        .get_manifest(repo, &Reference::Tag(tag))
-        .await
-    else {
+    let Ok(m) = registry.get_manifest(repo, &Reference::Tag(tag)).await else {
         return RepositoryKind::Artifact;
     };
     let doc: Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
@@ -542,10 +543,13 @@ impl RepositoriesApi {
                     .tags_and_last_write(&repo)
                     .await
                     .unwrap_or_default();
-                let is_chart = charts.iter().any(|c| c.repository == name);
-                let kind = repository_kind(state, &repo, &tags, is_chart).await;
                 let usage =
                     crate::usage::measure_tags(&state.registry, &repo, &tags, last_push).await;
+                let kind = if charts.iter().any(|c| c.repository == name) {
+                    RepositoryKind::Chart
+                } else {
+                    usage.kind
+                };
                 let size = usage.size;
                 let last_push = last_push.map(|t| humantime::format_rfc3339_seconds(t).to_string());
                 items.push(Repository {
@@ -600,7 +604,7 @@ impl RepositoriesApi {
             prefix: prefix.0,
             keyword: keyword.0,
         };
-        let hits = search_repositories(state, &caller, &filters)
+        let hits = search_repositories(state, &caller, &filters, None)
             .await
             .map_err(from_registry)?;
         let per_page = per_page.0.unwrap_or(50);

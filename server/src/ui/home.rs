@@ -231,14 +231,14 @@ pub(super) async fn home(
 ) -> Response {
     let claims = session(state, jar).await;
     let caller = caller(state, claims.as_ref());
-    let hits = match search_repositories(state, &caller, &query.filters()).await {
+    let usage = state.usage.snapshot(&state.registry).await;
+    let hits = match search_repositories(state, &caller, &query.filters(), Some(&usage)).await {
         Ok(hits) => hits,
         Err(e) => {
             tracing::error!(error = %e.message, "listing repositories for the web interface");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let usage = state.usage.snapshot(&state.registry).await;
     let mut rows: Vec<Row> = hits
         .into_iter()
         .filter(|h| match query.deprecated.as_deref() {

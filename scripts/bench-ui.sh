@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmark of the web interface with many repositories: fills a release build of oci-storage
+# and the reference (CNCF Distribution, Debian's docker-registry) with the same N image
+# repositories (plus charts for oci-storage), then times the pages against the reference's
+# `_catalog`. Prints a Markdown table (reported, never asserted). Usage:
+#   scripts/bench-ui.sh [--repositories 2000] [--charts 200] [--rounds 20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v docker-registry >/dev/null || ./scripts/install-test-tools.sh >/dev/null
+cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer at $1" >&2; exit 1; }
+ref_port=$(free_port); ours_port=$(free_port)
+password="bench-$(date +%s)"
+
+cat > "$work/distribution.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/distribution}}
+http: {addr: 127.0.0.1:$ref_port}
+YAML
+docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
+pids+=($!)
+
+cat > "$work/oci-storage.yml" <<YAML
+server: {host: 127.0.0.1, port: $ours_port}
+storage: {type: fs, fs: {path: $work/oci-storage}}
+auth: {anonymousPull: true, users: [{username: admin, password: "$password"}]}
+logging: {level: warn}
+YAML
+target/release/oci-storage serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$ref_port/v2/"
+wait_http "http://127.0.0.1:$ours_port/healthz"
+
+target/release/ui-bench --ours "http://127.0.0.1:$ours_port" --reference "http://127.0.0.1:$ref_port" \
+  --user admin --password "$password" "$@"
