@@ -79,6 +79,11 @@ try {
   check(await page.getByText('The pull-through proxy is not enabled').isVisible(), 'the proxy page says the proxy is off');
   await page.goto(base + '/');
 
+  // Narrow screens get the stacked layout.
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.screenshot({ path: join(shots, 'home-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1200, height: 800 });
+
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.waitForURL(base + '/');
   check(await page.getByRole('navigation').getByRole('link', { name: 'Log in' }).isVisible(), 'logged out');
@@ -86,9 +91,6 @@ try {
   const proxyPage = await page.request.get(base + '/ui/proxy');
   check(proxyPage.status() === 403, 'administration pages need an administrator');
 
-  // Narrow screens get the stacked layout.
-  await page.setViewportSize({ width: 390, height: 800 });
-  await page.screenshot({ path: join(shots, 'home-phone.png'), fullPage: true });
   check(errors.length === 0, `no script errors (${errors.join('; ')})`);
 } finally {
   await browser.close();
