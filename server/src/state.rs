@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::Access;
 use crate::charts::Charts;
-use crate::registry::Registry;
+use crate::registry::{Registry, RepoName};
 
 #[derive(Debug)]
 pub struct AppState {
@@ -19,4 +19,14 @@ pub struct AppState {
     pub ui: oci_storage_config::UiConfig,
     /// Storage used by each repository, for the web interface.
     pub usage: Arc<crate::usage::Usage>,
+}
+
+impl AppState {
+    /// Whether `repo` is the pull-through proxy's cache of an upstream: read-only for
+    /// everyone (only the proxy writes it), through /v2, the REST API and the web interface.
+    pub fn is_proxy_cache(&self, repo: &RepoName) -> bool {
+        self.proxy
+            .as_ref()
+            .is_some_and(|proxy| proxy.route(repo, None).is_some())
+    }
 }

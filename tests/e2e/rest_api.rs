@@ -457,3 +457,37 @@ print(me.username, me.admin, page.total, page.items[0].name, page.items[0].versi
     let printed = run_ok(Command::new("python3").arg("-c").arg(script));
     assert_eq!(printed.trim(), format!("{USER} True 1 pyclient 1.2.3"));
 }
+
+#[test]
+fn retagging_onto_a_chart_version_keeps_the_chart_index_true() {
+    let server = super::server();
+    let client = server.client();
+    for version in ["1.0.0", "2.0.0"] {
+        let chart_yaml = format!("apiVersion: v2\nname: x\nversion: {version}\n");
+        let archive = crate::helm_repo::tgz(&[("x/Chart.yaml", chart_yaml.into_bytes())]);
+        let (status, body) =
+            crate::helm_repo::push_oci_tagged(&client, &server, "charts/x", version, &archive);
+        assert_eq!(status, 201, "{body}");
+    }
+    let index = |client: &Client| {
+        client
+            .get(server.at("/charts/index.yaml"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(index(&client).contains("version: 2.0.0"));
+    // The tag 2.0.0 now holds chart 1.0.0: it is no longer version 2.0.0.
+    let resp = client
+        .post(server.at("/api/v1/tags/copy"))
+        .basic_auth(USER, Some(PASSWORD))
+        .json(&json!({"repository": "charts/x", "source": "1.0.0", "target": "2.0.0"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let after = index(&client);
+    assert!(!after.contains("version: 2.0.0"), "{after}");
+    assert!(after.contains("version: 1.0.0"), "{after}");
+}

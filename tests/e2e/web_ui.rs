@@ -384,4 +384,21 @@ fn proxy_page_shows_usage_and_upstream_figures() {
     }
     browser_script("proxy.mjs", &server.url);
     assert!(screenshots().join("proxy.png").exists());
+    // The cache is read-only through the REST API too (the page offers nothing: proxy.mjs).
+    let client = server.client();
+    let copy = client
+        .post(server.at("/api/v1/tags/copy"))
+        .basic_auth(USER, Some(PASSWORD))
+        .json(&serde_json::json!({
+            "repository": "proxy/docker.io/library/app", "source": "v1", "target": "latest"
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(copy.status(), 403);
+    let delete = client
+        .delete(server.at("/api/v1/tags?repository=proxy/docker.io/library/app&tag=v1"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(delete.status(), 403);
 }

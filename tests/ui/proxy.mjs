@@ -17,6 +17,18 @@ try {
   check(hits >= 1, `blob hits are counted (${blobs})`);
   check((await page.locator('#usage ~ p.muted').textContent()).includes('%'), 'the hit ratio is shown');
   await page.screenshot({ path: join(shots, 'proxy.png'), fullPage: true });
+
+  // The cached image can be browsed, not changed: only the proxy writes its cache.
+  await page.goto(base + '/ui/image?repository=proxy%2Fdocker.io%2Flibrary%2Fapp&tag=v1');
+  check(await page.locator('table.tags tbody tr').count() === 1, 'the cached image has a page');
+  check(await page.locator('form[action="/ui/tag/copy"], form[action="/ui/tag/delete"]').count() === 0, 'with no retag or delete form');
+  const csrf = await page.locator('form[action="/ui/logout"] input[name="csrf"]').inputValue();
+  for (const [path, form] of [
+    ['/ui/tag/copy', { csrf, repository: 'proxy/docker.io/library/app', source: 'v1', target: 'latest' }],
+    ['/ui/tag/delete', { csrf, repository: 'proxy/docker.io/library/app', tag: 'v1' }],
+  ]) {
+    check((await page.request.post(base + path, { form })).status() === 403, `${path} refuses to change the proxy cache`);
+  }
 } finally {
   await browser.close();
 }

@@ -291,6 +291,9 @@ fn repo_name(
     let repo =
         RepoName::parse(name).ok_or_else(|| ApiError::bad_request("invalid repository name"))?;
     match state.access.authorize(caller, Some(repo.as_str()), action) {
+        Ok(()) if action != Action::Pull && state.is_proxy_cache(&repo) => Err(
+            ApiError::forbidden("the proxy cache is read-only: only the proxy writes it"),
+        ),
         Ok(()) => Ok(repo),
         // Without pull rights, a repository does not exist for the caller.
         Err(_) if action == Action::Pull => Err(ApiError::not_found("no such repository")),
@@ -423,12 +426,10 @@ pub async fn copy_tag(
             },
         )
         .await?;
-    if let Some(chart) = chart {
-        state
-            .charts
-            .record_push(repo, &outcome.digest, &outcome.tags, chart)
-            .await?;
-    }
+    state
+        .charts
+        .tags_written(repo, &outcome.digest, &outcome.tags, chart)
+        .await?;
     Ok(())
 }
 

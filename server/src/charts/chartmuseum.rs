@@ -12,7 +12,7 @@ use poem::web::{Data, Multipart};
 use poem::{Body, FromRequest, Request, RequestBody, Response, handler};
 
 use super::{IndexEntry, PublishError};
-use crate::auth::{Action, Caller};
+use crate::auth::{Action, Caller, Denial};
 use crate::registry::{Reference, RepoName, Tag};
 use crate::state::AppState;
 
@@ -205,6 +205,9 @@ async fn delete(
     {
         return denied(denial);
     }
+    if state.is_proxy_cache(&repo) {
+        return error(StatusCode::FORBIDDEN, "the proxy cache is read-only");
+    }
     if state
         .charts
         .find(repo.as_str(), tag.as_str())
@@ -325,6 +328,9 @@ async fn upload(
     };
     // Authorised against the repository the chart lands in, once the archive is read.
     let authorize = |repo: &RepoName| {
+        if state.is_proxy_cache(repo) {
+            return Err(PublishError::Denied(Denial::Denied));
+        }
         state
             .access
             .authorize(caller, Some(repo.as_str()), Action::Push)

@@ -287,6 +287,30 @@ impl Charts {
         Ok(())
     }
 
+    /// Keeps the index in step with tags just pointed at a manifest (a push or a retag): the
+    /// chart's version tag is recorded; any other tag no longer holds the chart version it may
+    /// have held (`chart` is `None` when the manifest is not a chart).
+    pub async fn tags_written(
+        &self,
+        repo: &RepoName,
+        manifest_digest: &Digest,
+        tags: &[Tag],
+        chart: Option<PendingChart>,
+    ) -> Result<(), RegistryError> {
+        let version_tag = chart
+            .as_ref()
+            .map(|c| c.content.metadata.version.replace('+', "_"));
+        for tag in tags {
+            if version_tag.as_deref() != Some(tag.as_str()) {
+                self.tag_deleted(repo, tag).await;
+            }
+        }
+        match chart {
+            Some(chart) => self.record_push(repo, manifest_digest, tags, chart).await,
+            None => Ok(()),
+        }
+    }
+
     /// Forgets a deleted tag.
     pub async fn tag_deleted(&self, repo: &RepoName, tag: &Tag) {
         self.forget(repo.as_str(), |entry| entry.tag == tag.as_str())

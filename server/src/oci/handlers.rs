@@ -229,20 +229,10 @@ async fn put_manifest(
             },
         )
         .await?;
-    match chart {
-        Some(chart) => {
-            state
-                .charts
-                .record_push(&name, &outcome.digest, &outcome.tags, chart)
-                .await?
-        }
-        // A tag that held a chart now holds something else.
-        None => {
-            for tag in &outcome.tags {
-                state.charts.tag_deleted(&name, tag).await;
-            }
-        }
-    }
+    state
+        .charts
+        .tags_written(&name, &outcome.digest, &outcome.tags, chart)
+        .await?;
     let digest = outcome.digest.to_string();
     let mut resp = Response::builder()
         .status(StatusCode::CREATED)

@@ -112,6 +112,7 @@ pub(super) async fn chart_page(
         return not_found();
     };
     let can_delete = state.registry.settings().delete_enabled
+        && RepoName::parse(&query.repository).is_some_and(|repo| !state.is_proxy_cache(&repo))
         && state
             .access
             .authorize(
@@ -240,17 +241,21 @@ pub(super) async fn chart_delete(
         return super::csrf_refused();
     }
     let caller = caller(state, claims.as_ref());
-    let (Some(repo), Some(tag)) = (RepoName::parse(&form.repository), Tag::parse(&form.version))
-    else {
+    // A version's tag is the version with `+` (not allowed in tags) as `_`.
+    let (Some(repo), Some(tag)) = (
+        RepoName::parse(&form.repository),
+        Tag::parse(&form.version.replace('+', "_")),
+    ) else {
         return not_found();
     };
     if !state.access.may_pull(&caller, repo.as_str()) {
         return not_found();
     }
-    if state
-        .access
-        .authorize(&caller, Some(repo.as_str()), Action::Delete)
-        .is_err()
+    if state.is_proxy_cache(&repo)
+        || state
+            .access
+            .authorize(&caller, Some(repo.as_str()), Action::Delete)
+            .is_err()
     {
         return Response::builder()
             .status(StatusCode::FORBIDDEN)

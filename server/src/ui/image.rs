@@ -171,8 +171,9 @@ pub(super) async fn image_page(
             .authorize(&caller, Some(repo.as_str()), action)
             .is_ok()
     };
-    let can_push = may(Action::Push);
-    let can_delete = state.registry.settings().delete_enabled && may(Action::Delete);
+    let writable = !state.is_proxy_cache(&repo);
+    let can_push = writable && may(Action::Push);
+    let can_delete = writable && state.registry.settings().delete_enabled && may(Action::Delete);
     let page = ImagePage {
         can_push,
         can_delete,
@@ -268,10 +269,11 @@ async fn authorized(
     if !state.access.may_pull(&caller, repo.as_str()) {
         return Err(not_found());
     }
-    if state
-        .access
-        .authorize(&caller, Some(repo.as_str()), action)
-        .is_err()
+    if state.is_proxy_cache(&repo)
+        || state
+            .access
+            .authorize(&caller, Some(repo.as_str()), action)
+            .is_err()
     {
         return Err(Response::builder()
             .status(StatusCode::FORBIDDEN)
