@@ -138,8 +138,68 @@ auth:
     run_ok(Command::new("htpasswd").arg("-D").arg(&file).arg("carol"));
     assert_eq!(status(&server, "carol", "carol-pw-1"), 401);
 
+    // A web interface session ends as soon as its user leaves the file.
+    let session = web_login(&server, "alice", "alice-pw-1");
+    let home = |session: &str| {
+        server
+            .client()
+            .get(server.at("/"))
+            .header("cookie", session)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(home(&session).contains(r#"<span class="who">alice</span>"#));
+    run_ok(Command::new("htpasswd").arg("-D").arg(&file).arg("alice"));
+    let after = home(&session);
+    assert!(
+        !after.contains(r#"class="who""#) && after.contains(r#"href="/ui/login""#),
+        "the session of a removed user is over"
+    );
+
     let logs = server.logs() + &server.stderr();
     for secret in ["alice-pw-1", "bob-pw-1", "carol-pw-1"] {
         assert!(!logs.contains(secret), "{secret} leaked into the log");
     }
+}
+
+/// Logs in through the web interface's form over HTTP; answers the session cookie
+/// (`name=value`).
+fn web_login(server: &Server, user: &str, password: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client.get(server.at("/ui/login")).send().unwrap();
+    let cookie_of = |resp: &reqwest::blocking::Response, name: &str| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let login_cookie = cookie_of(&form, "ocis_login_csrf");
+    let body = form.text().unwrap();
+    let token = body
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form's token")
+        .to_owned();
+    let resp = client
+        .post(server.at("/ui/login"))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 303, "web login of {user}");
+    cookie_of(&resp, "ocis_session")
 }

@@ -227,25 +227,12 @@ impl Access {
         {
             Ok(Some(record)) => {
                 // The token acts as its owner as the owner is now: gone → refused; groups current.
-                let mut can_tell = false;
-                let mut current = None;
-                for authenticator in &self.authenticators {
-                    match authenticator.lookup(&record.owner).await {
-                        Some(Some(identity)) => {
-                            current = Some(identity);
-                            break;
-                        }
-                        Some(None) => can_tell = true,
-                        None => {}
-                    }
-                }
-                let identity = match current {
-                    Some(identity) => identity,
-                    None if can_tell => {
-                        tracing::info!(token = %record.id, "API token of a user who no longer exists");
-                        return Ok(None);
-                    }
-                    None => record.identity(),
+                let Some(identity) = self
+                    .current_identity(&record.owner, record.identity())
+                    .await
+                else {
+                    tracing::info!(token = %record.id, "API token of a user who no longer exists");
+                    return Ok(None);
                 };
                 Ok(Some(Principal {
                     identity,
@@ -258,6 +245,21 @@ impl Access {
                 Err(Denial::Unavailable)
             }
         }
+    }
+
+    /// A user as the identity sources know them now (current groups), for credentials checked
+    /// earlier (an API token, a browser session): `None` when a source says the user no longer
+    /// exists; `recorded` when no source can tell.
+    pub async fn current_identity(&self, username: &str, recorded: Identity) -> Option<Identity> {
+        let mut can_tell = false;
+        for authenticator in &self.authenticators {
+            match authenticator.lookup(username).await {
+                Some(Some(identity)) => return Some(identity),
+                Some(None) => can_tell = true,
+                None => {}
+            }
+        }
+        (!can_tell).then_some(recorded)
     }
 
     /// The API token store.

@@ -85,10 +85,17 @@ impl poem::Endpoint for RootOr {
     }
 }
 
-/// The signed-in user of a request, if any.
+/// The signed-in user of a request, if any, with the groups the user has now: a session of
+/// a user removed since login ends at once, and changed groups apply at once.
 async fn session(state: &AppState, jar: &CookieJar) -> Option<SessionClaims> {
     let cookie = jar.get(SESSION_COOKIE)?;
-    state.sessions.verify(cookie.value_str()).await
+    let mut claims = state.sessions.verify(cookie.value_str()).await?;
+    let identity = state
+        .access
+        .current_identity(&claims.sub, claims.identity())
+        .await?;
+    claims.groups = identity.groups;
+    Some(claims)
 }
 
 /// Whether the signed-in user administers the registry.
