@@ -5,6 +5,7 @@
 //! only the first waits).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,54 +58,80 @@ impl UsageSnapshot {
     }
 }
 
-/// The current snapshot and the single refresh in flight.
+/// The current snapshot, and at most one refresh in flight.
 #[derive(Debug, Default)]
 pub struct Usage {
-    current: Mutex<Option<(Instant, Arc<UsageSnapshot>)>>,
+    /// When the snapshot was started, the generation it belongs to, and the figures.
+    current: Mutex<Option<(Instant, u64, Arc<UsageSnapshot>)>>,
+    /// Bumped by [`Usage::invalidate`]: a snapshot of an older generation is not served.
+    generation: AtomicU64,
     refreshing: tokio::sync::Mutex<()>,
+    /// A background refresh is running (at most one, however many readers find it stale).
+    in_background: AtomicBool,
 }
 
 impl Usage {
-    /// The current figures: taken now if there are none yet, otherwise at once, with a
-    /// refresh started in the background when they are older than [`MAX_AGE`].
+    /// The current figures: taken now if there are none (or they were invalidated),
+    /// otherwise at once, with a refresh started in the background when they are older than
+    /// [`MAX_AGE`].
     pub async fn snapshot(self: &Arc<Self>, registry: &Registry) -> Arc<UsageSnapshot> {
         let current = self.current.lock().expect("usage lock").clone();
         match current {
-            Some((taken, snapshot)) => {
-                if taken.elapsed() > MAX_AGE {
+            Some((taken, generation, snapshot))
+                if generation == self.generation.load(Ordering::SeqCst) =>
+            {
+                if taken.elapsed() > MAX_AGE && !self.in_background.swap(true, Ordering::SeqCst) {
                     let usage = Arc::clone(self);
                     let registry = registry.clone();
-                    tokio::spawn(async move { usage.refresh(&registry).await });
+                    tokio::spawn(async move {
+                        usage.refresh(&registry).await;
+                        usage.in_background.store(false, Ordering::SeqCst);
+                    });
                 }
                 snapshot
             }
-            None => self.refresh(registry).await,
+            _ => self.refresh(registry).await,
         }
     }
 
     /// Forgets the figures, so the next reader waits for fresh ones (after a change made
-    /// through the web interface, whose user expects to see it).
+    /// through the web interface, whose user expects to see it). A snapshot being taken
+    /// meanwhile is not kept: it may have missed the change.
     pub fn invalidate(&self) {
-        *self.current.lock().expect("usage lock") = None;
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     async fn refresh(&self, registry: &Registry) -> Arc<UsageSnapshot> {
         let _only_one = self.refreshing.lock().await;
-        // Someone else may have refreshed while this one waited.
-        if let Some((taken, snapshot)) = self.current.lock().expect("usage lock").as_ref()
-            && taken.elapsed() <= MAX_AGE
-        {
-            return Arc::clone(snapshot);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let generation = self.generation.load(Ordering::SeqCst);
+            // Someone else may have refreshed while this one waited.
+            if let Some((taken, g, snapshot)) = self.current.lock().expect("usage lock").as_ref()
+                && *g == generation
+                && taken.elapsed() <= MAX_AGE
+            {
+                return Arc::clone(snapshot);
+            }
+            let started = Instant::now();
+            let snapshot = Arc::new(take_snapshot(registry).await);
+            tracing::debug!(
+                repositories = snapshot.repositories.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "repository usage measured"
+            );
+            if self.generation.load(Ordering::SeqCst) == generation {
+                *self.current.lock().expect("usage lock") =
+                    Some((started, generation, Arc::clone(&snapshot)));
+                return snapshot;
+            }
+            // Invalidated while measuring: measure again (changes keep coming: serve this one
+            // unkept).
+            if attempts == 3 {
+                return snapshot;
+            }
         }
-        let started = Instant::now();
-        let snapshot = Arc::new(take_snapshot(registry).await);
-        tracing::debug!(
-            repositories = snapshot.repositories.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "repository usage measured"
-        );
-        *self.current.lock().expect("usage lock") = Some((started, Arc::clone(&snapshot)));
-        snapshot
     }
 }
 

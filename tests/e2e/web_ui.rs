@@ -131,7 +131,7 @@ fn chart_page_values_readme_copy_and_download() {
         assert_eq!(status, 201, "{body}");
         archives.push(archive);
     }
-    let chart_yaml = "apiVersion: v2\nname: hostile\nversion: 1.0.0\n";
+    let chart_yaml = "apiVersion: v2\nname: hostile\nversion: 1.0.0\nhome: \"javascript:window.__pwned=5\"\nsources: [\"data:text/html,<script>window.__pwned=6</script>\"]\n";
     let readme = "# Hostile\n\n<script>window.__pwned=1</script>\n<img src=x onerror=\"window.__pwned=2\">\n<a href=\"#\" onclick=\"window.__pwned=3\">click</a>\n[js](javascript:window.__pwned=4)\n";
     let hostile = tgz(&[
         ("hostile/Chart.yaml", chart_yaml.as_bytes().to_vec()),

@@ -59,6 +59,8 @@ try {
   await page.goto(base + '/ui/chart?repository=charts%2Fhostile');
   check(await page.locator('.readme').count() === 1, 'the hostile chart has its README');
   check(await page.locator('.readme script, .readme img, .readme [onclick]').count() === 0, 'no active markup survives');
+  check(await page.locator('a[href^="javascript"], a[href^="data"]').count() === 0, 'javascript: and data: home and source URLs are not links');
+  check((await page.locator('dd', { hasText: 'javascript:window.__pwned=5' }).count()) === 1, 'but are shown as text');
   check(await page.evaluate(() => window.__pwned === undefined), 'no injected script ran');
   await page.setViewportSize({ width: 390, height: 800 });
   await page.goto(base + '/ui/chart?repository=charts%2Fwebapp');

@@ -111,6 +111,13 @@ fn split_comment(code: &str) -> (&str, &str) {
     (code, "")
 }
 
+/// Whether a URL from a chart (home, sources) may become a link: http(s) only, so a
+/// `javascript:` or `data:` URL is shown as text, not made clickable.
+pub fn is_web_link(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
 /// Largest icon embedded as a data: URI that is shown.
 const MAX_DATA_ICON: usize = 256 * 1024;
 
@@ -192,5 +199,20 @@ mod tests {
         let huge = format!("data:image/png;base64,{}", "A".repeat(MAX_DATA_ICON));
         assert_eq!(chart_icon(Some(&huge), false), None);
         assert_eq!(chart_icon(None, true), None);
+    }
+
+    #[test]
+    fn only_web_urls_become_links() {
+        assert!(is_web_link("https://example.com/x"));
+        assert!(is_web_link("HTTP://example.com"));
+        for text in [
+            "javascript:alert(1)",
+            " JavaScript:alert(1)",
+            "data:text/html,x",
+            "//evil",
+            "ftp://x",
+        ] {
+            assert!(!is_web_link(text), "{text}");
+        }
     }
 }
