@@ -402,3 +402,28 @@ fn proxy_page_shows_usage_and_upstream_figures() {
         .unwrap();
     assert_eq!(delete.status(), 403);
 }
+
+#[test]
+fn cookies_are_secure_behind_a_proxy_that_terminates_tls() {
+    let server = super::server();
+    let login_cookie = |forwarded: Option<&str>| {
+        let mut req = server.client().get(server.at("/ui/login"));
+        if let Some(proto) = forwarded {
+            req = req.header("X-Forwarded-Proto", proto);
+        }
+        let resp = req.send().unwrap();
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("ocis_login_csrf="))
+            .unwrap()
+    };
+    assert!(!login_cookie(None).contains("Secure"), "plain HTTP");
+    assert!(login_cookie(Some("https")).contains("Secure"));
+    assert!(
+        login_cookie(Some("https, http")).contains("Secure"),
+        "the first hop counts"
+    );
+    assert!(!login_cookie(Some("http")).contains("Secure"));
+}

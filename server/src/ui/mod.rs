@@ -212,8 +212,17 @@ struct LoginPage {
     error: String,
 }
 
+/// Whether the browser reached us over HTTPS: directly, or through a proxy that terminates
+/// TLS and says so (`X-Forwarded-Proto: https`). Trusting the header is safe here: it only
+/// makes cookies `Secure` and shown commands use https.
 fn secure(req: &Request) -> bool {
     req.scheme() == &poem::http::uri::Scheme::HTTPS
+        || req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 fn cookie(name: &str, value: String, req: &Request, max_age: u64) -> Cookie {
