@@ -248,7 +248,7 @@ const SVG_ICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/
 fn visitors_and_read_only_users_and_accessibility() {
     let viewer = "viewer";
     let config = format!(
-        "{}auth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n  rules:\n    - {{repositories: ['**'], actions: [pull, push, delete], users: [{USER}]}}\n    - {{repositories: ['**'], actions: [pull], users: [{viewer}]}}\n    - {{repositories: ['public/**'], actions: [pull], anonymous: true}}\n",
+        "{}registry:\n  immutableTags: ['v*']\nauth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n  rules:\n    - {{repositories: ['**'], actions: [pull, push, delete], users: [{USER}]}}\n    - {{repositories: ['**'], actions: [pull], users: [{viewer}]}}\n    - {{repositories: ['public/**'], actions: [pull], anonymous: true}}\n",
         oci_storage_tests::object_stores::Backend::from_env().fresh_storage_yaml()
     );
     let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);

@@ -62,6 +62,25 @@ try {
   for (const admin of ['/ui/proxy', '/ui/backups']) {
     check((await page.request.get(base + admin)).status() === 403, `${admin} needs an administrator`);
   }
+
+  // An administrator whose delete is refused (immutable tag) is told why, once; a link cannot
+  // put a message on the page.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await login(page);
+  await page.goto(base + '/ui/image?repository=private%2Fapps%2Fimg&tag=v1');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete tag v1' }).click();
+  await page.getByRole('alert').waitFor();
+  check((await page.getByRole('alert').textContent()).includes('immutable'), `the refusal says why (${await page.getByRole('alert').textContent()})`);
+  await page.reload();
+  check(await page.getByRole('alert').count() === 0, 'and only once');
+  await page.goto(base + '/ui/image?repository=private%2Fapps%2Fimg&tag=v1&notice=Your+session+expired,+log+in+at+evil.example');
+  check(await page.getByRole('alert').count() === 0, 'a notice in the address is not shown');
+  // By digest: pull by digest, and no tag to delete.
+  const digest = await page.locator('table.tags abbr').first().getAttribute('title');
+  await page.goto(base + `/ui/image?repository=private%2Fapps%2Fimg&tag=${encodeURIComponent(digest)}`);
+  check((await page.locator('#cmd-docker').textContent()).endsWith(`/private/apps/img@${digest}`), 'the pull line of a digest uses @');
+  check(await page.getByRole('button', { name: /Delete tag/ }).count() === 0, 'a digest offers no tag delete');
   check(errors.length === 0, `no script errors (${errors.join('; ')})`);
 } finally {
   await browser.close();

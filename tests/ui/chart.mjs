@@ -20,7 +20,7 @@ try {
   check(await page.locator('ul.versions li').count() === 2, 'both versions are listed');
   check((await page.locator('pre.values').textContent()).includes('replicaCount: 2'), 'values.yaml is shown');
   check(await page.locator('pre.values .y-key', { hasText: 'replicaCount' }).count() === 1, 'values keys are highlighted');
-  check((await page.locator('.readme h2').textContent()) === 'Web application', 'the README is rendered');
+  check((await page.locator('.readme h3').textContent()) === 'Web application', 'the README is rendered (its headings under the page\'s README heading)');
   check(await page.locator('.readme table').count() === 1, 'README tables are rendered');
   check((await page.locator('ul.templates li').allTextContents()).includes('deployment.yaml'), 'templates are listed');
   await page.screenshot({ path: join(shots, 'chart.png'), fullPage: true });

@@ -163,6 +163,7 @@ pub async fn search_repositories(
     known: Option<&crate::usage::UsageSnapshot>,
 ) -> Result<Vec<SearchHit>, RegistryError> {
     let needle = filters.text.as_deref().map(str::to_lowercase);
+    let keyword = filters.keyword.as_deref().map(str::to_lowercase);
     let matches_text = |text: &str| {
         needle
             .as_deref()
@@ -192,11 +193,11 @@ pub async fn search_repositories(
             let text_hit = matches_text(&e.metadata.name)
                 || e.metadata.description.as_deref().is_some_and(&matches_text)
                 || e.metadata.keywords.iter().any(|k| matches_text(k));
-            let keyword_hit = filters.keyword.as_deref().is_none_or(|wanted| {
+            let keyword_hit = keyword.as_deref().is_none_or(|wanted| {
                 e.metadata
                     .keywords
                     .iter()
-                    .any(|k| k.eq_ignore_ascii_case(wanted))
+                    .any(|k| k.to_lowercase() == wanted)
             });
             if text_hit && keyword_hit && in_prefix(repo) && state.access.may_pull(caller, repo) {
                 hits.push(SearchHit {

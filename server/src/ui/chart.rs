@@ -20,8 +20,6 @@ use crate::state::AppState;
 pub(super) struct ChartQuery {
     repository: String,
     version: Option<String>,
-    /// Set after a refused action, to say why.
-    notice: Option<String>,
 }
 
 /// `/ui/chart?repository=…&version=…`
@@ -217,7 +215,7 @@ pub(super) async fn chart_page(
         ),
         file_name: entry.file_name(),
         can_delete,
-        notice: query.notice.clone().unwrap_or_default(),
+        notice: super::take_notice(req, jar),
     };
     html_with_images(page, remote_icon)
 }
@@ -232,6 +230,7 @@ pub(super) struct DeleteForm {
 /// Deletes one chart version (its tag), for callers with delete rights.
 #[handler]
 pub(super) async fn chart_delete(
+    req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
     Form(form): Form<DeleteForm>,
@@ -268,12 +267,12 @@ pub(super) async fn chart_delete(
         .await
     {
         // Refused (immutable tag, deletes disabled…): back to the page, saying why.
-        let back = format!(
-            "{}&{}",
-            link(repo.as_str(), Some(tag.as_str())),
-            serde_urlencoded::to_string([("notice", e.message.as_str())]).unwrap_or_default()
+        return super::see_other_with_notice(
+            req,
+            jar,
+            &link(repo.as_str(), Some(&form.version)),
+            &e.message,
         );
-        return super::see_other(&back);
     }
     state.charts.tag_deleted(&repo, &tag).await;
     state.usage.invalidate();

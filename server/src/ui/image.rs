@@ -20,8 +20,6 @@ use crate::state::AppState;
 pub(super) struct ImageQuery {
     repository: String,
     tag: Option<String>,
-    /// Set after a refused action, to say why.
-    notice: Option<String>,
 }
 
 /// `/ui/image?repository=…&tag=…`
@@ -173,11 +171,21 @@ pub(super) async fn image_page(
     };
     let writable = !state.is_proxy_cache(&repo);
     let can_push = writable && may(Action::Push);
-    let can_delete = writable && state.registry.settings().delete_enabled && may(Action::Delete);
+    // Opened by digest (from a platform or a referrer): there is no tag to delete.
+    let by_digest = matches!(reference, Reference::Digest(_));
+    let can_delete = writable
+        && !by_digest
+        && state.registry.settings().delete_enabled
+        && may(Action::Delete);
+    let (pull_ref, layout_ref) = if by_digest {
+        (format!("@{tag}"), String::new())
+    } else {
+        (format!(":{tag}"), format!(":{tag}"))
+    };
     let page = ImagePage {
         can_push,
         can_delete,
-        notice: query.notice.clone().unwrap_or_default(),
+        notice: super::take_notice(req, jar),
         user: claims.as_ref().map(|c| c.sub.clone()),
         admin: super::is_admin(state, claims.as_ref()),
         csrf: claims.map(|c| c.csrf).unwrap_or_default(),
@@ -218,9 +226,9 @@ pub(super) async fn image_page(
         referrers,
         tags: tag_rows(state, &repo, &tags).await,
         more_tags: tags.len().saturating_sub(DETAILED_TAGS),
-        docker_pull: format!("docker pull {host}/{repo}:{tag}"),
+        docker_pull: format!("docker pull {host}/{repo}{pull_ref}"),
         skopeo_copy: format!(
-            "skopeo copy{tls_flag} docker://{host}/{repo}:{tag} oci:{}:{tag}",
+            "skopeo copy{tls_flag} docker://{host}/{repo}{pull_ref} oci:{}{layout_ref}",
             repo.as_str().rsplit('/').next().unwrap_or("image")
         ),
         tag,
@@ -244,12 +252,8 @@ pub(super) struct DeleteTagForm {
 }
 
 /// Back to the image page, saying why an action was refused.
-fn refused(repo: &str, tag: &str, why: &str) -> Response {
-    super::see_other(&format!(
-        "{}&{}",
-        link(repo, Some(tag)),
-        serde_urlencoded::to_string([("notice", why)]).unwrap_or_default()
-    ))
+fn refused(req: &Request, jar: &CookieJar, repo: &str, tag: &str, why: &str) -> Response {
+    super::see_other_with_notice(req, jar, &link(repo, Some(tag)), why)
 }
 
 /// Checks the form's token and the caller's right; answers the repository.
@@ -286,6 +290,7 @@ async fn authorized(
 /// Retag: points a new tag at the shown manifest.
 #[handler]
 pub(super) async fn tag_copy(
+    req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
     Form(form): Form<CopyForm>,
@@ -298,7 +303,13 @@ pub(super) async fn tag_copy(
         return not_found();
     };
     let Some(target) = Tag::parse(form.target.trim()) else {
-        return refused(repo.as_str(), &form.source, "That is not a valid tag name.");
+        return refused(
+            req,
+            jar,
+            repo.as_str(),
+            &form.source,
+            "That is not a valid tag name.",
+        );
     };
     let target_name = target.as_str().to_owned();
     match copy_tag(state, &repo, &source, target).await {
@@ -306,13 +317,14 @@ pub(super) async fn tag_copy(
             state.usage.invalidate();
             super::see_other(&link(repo.as_str(), Some(&target_name)))
         }
-        Err(e) => refused(repo.as_str(), &form.source, &e.message),
+        Err(e) => refused(req, jar, repo.as_str(), &form.source, &e.message),
     }
 }
 
 /// Deletes a tag (the manifest stays reachable by digest).
 #[handler]
 pub(super) async fn tag_delete(
+    req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
     Form(form): Form<DeleteTagForm>,
@@ -329,7 +341,7 @@ pub(super) async fn tag_delete(
         .delete_manifest(&repo, &Reference::Tag(tag.clone()))
         .await
     {
-        return refused(repo.as_str(), tag.as_str(), &e.message);
+        return refused(req, jar, repo.as_str(), tag.as_str(), &e.message);
     }
     state.charts.tag_deleted(&repo, &tag).await;
     state.usage.invalidate();

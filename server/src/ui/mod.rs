@@ -136,6 +136,8 @@ fn html_with_images(page: impl Template, remote_images: bool) -> Response {
                 content_security_policy(remote_images),
             )
             .header("X-Content-Type-Options", "nosniff")
+            // Pages carry CSRF tokens and private listings: never from a shared cache.
+            .header(header::CACHE_CONTROL, "no-store")
             .header("Referrer-Policy", "same-origin")
             .body(body),
         Err(e) => {
@@ -235,6 +237,42 @@ fn cookie(name: &str, value: String, req: &Request, max_age: u64) -> Cookie {
     cookie
 }
 
+/// The cookie carrying a message to the next page.
+const NOTICE_COOKIE: &str = "ocis_notice";
+
+/// Back to `location`, which shows `message` once (why an action was refused). The message
+/// travels in a short-lived cookie rather than the address, so a link cannot put words on
+/// our pages.
+fn see_other_with_notice(
+    req: &Request,
+    jar: &CookieJar,
+    location: &str,
+    message: &str,
+) -> Response {
+    use base64::Engine as _;
+    let mut end = message.len().min(500);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&message[..end]);
+    jar.add(cookie(NOTICE_COOKIE, value, req, 60));
+    see_other(location)
+}
+
+/// The message left for this page, if any (shown once: the cookie is expired).
+fn take_notice(req: &Request, jar: &CookieJar) -> String {
+    use base64::Engine as _;
+    let Some(value) = jar.get(NOTICE_COOKIE).map(|c| c.value_str().to_owned()) else {
+        return String::new();
+    };
+    jar.add(cookie(NOTICE_COOKIE, String::new(), req, 0));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default()
+}
+
 /// The login form, with a fresh double-submit CSRF token.
 fn login_form(req: &Request, jar: &CookieJar, error: &str) -> Response {
     let token = random_token();
@@ -304,7 +342,8 @@ async fn login(
             let Ok(value) = state.sessions.issue(&principal.identity).await else {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
-            jar.remove(LOGIN_CSRF_COOKIE);
+            // Expired on the path it was set for (a plain remove names no path).
+            jar.add(cookie(LOGIN_CSRF_COOKIE, String::new(), req, 0));
             jar.add(cookie(
                 SESSION_COOKIE,
                 value,

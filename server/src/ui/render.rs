@@ -3,14 +3,14 @@
 
 /// A README rendered from Markdown and sanitised: no scripts, no event handlers, no styles,
 /// no `javascript:` links, no images from elsewhere (the page loads nothing from other sites).
-/// Headings move one level down: the page's own title is its only `h1`.
+/// Headings move two levels down: the README sits under the page's own `h1` and its
+/// "README" `h2`.
 pub fn readme_html(markdown: &str) -> String {
     use pulldown_cmark::{Event, HeadingLevel, Tag, TagEnd};
     let lower = |level: HeadingLevel| match level {
-        HeadingLevel::H1 => HeadingLevel::H2,
-        HeadingLevel::H2 => HeadingLevel::H3,
-        HeadingLevel::H3 => HeadingLevel::H4,
-        HeadingLevel::H4 => HeadingLevel::H5,
+        HeadingLevel::H1 => HeadingLevel::H3,
+        HeadingLevel::H2 => HeadingLevel::H4,
+        HeadingLevel::H3 => HeadingLevel::H5,
         _ => HeadingLevel::H6,
     };
     let parser = pulldown_cmark::Parser::new_ext(
@@ -147,7 +147,7 @@ mod tests {
         let html = readme_html(
             "# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) <img src=x onerror=alert(1)>\n\n<a href=\"https://ok.example\" onclick=\"alert(1)\">ok</a>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
         );
-        assert!(html.contains("<h2>Title</h2>"), "{html}");
+        assert!(html.contains("<h3>Title</h3>"), "{html}");
         assert!(html.contains("<table>"), "{html}");
         for bad in ["<script", "javascript:", "onerror", "onclick", "<img"] {
             assert!(!html.contains(bad), "{bad} in {html}");

@@ -2,6 +2,7 @@
 (() => {
   const form = document.querySelector('form.search');
   const results = document.getElementById('results');
+  const announce = document.getElementById('announce');
   if (!form || !results) return;
   let timer = null;
   let latest = 0;
@@ -10,8 +11,17 @@
     const ticket = ++latest;
     history.replaceState(null, '', '/?' + params);
     params.set('partial', '1');
-    const resp = await fetch('/?' + params, { credentials: 'same-origin' });
-    if (resp.ok && ticket === latest) results.innerHTML = await resp.text();
+    try {
+      const resp = await fetch('/?' + params, { credentials: 'same-origin' });
+      const html = resp.ok ? await resp.text() : null;
+      // Only the newest request may fill the list: an older, slower answer is dropped.
+      if (html === null || ticket !== latest) return;
+      results.innerHTML = html;
+      const count = results.querySelector('.count');
+      if (announce && count) announce.textContent = count.textContent;
+    } catch {
+      // Offline or the server went away: the address holds the query; a reload retries.
+    }
   };
   form.addEventListener('input', () => {
     clearTimeout(timer);
