@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use crate::api::repositories::{RepositoryKind, repository_kind};
-use crate::registry::{Reference, Registry, RegistryError, RepoName, Tag};
+use crate::registry::{Reference, Registry, RegistryError, RepoName, Tag, TagListing};
 
 /// How old a snapshot may be before the next reader starts a new one.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
@@ -160,23 +160,22 @@ async fn take_snapshot(registry: &Registry) -> UsageSnapshot {
 
 /// One repository's figures, from one tag listing and its tags' manifests.
 async fn measure(registry: &Registry, repo: &RepoName) -> Result<RepositoryUsage, RegistryError> {
-    let (tags, last_push) = registry.tags_and_last_write(repo).await?;
-    Ok(measure_tags(registry, repo, &tags, last_push).await)
+    let listing = registry.tag_listing(repo).await?;
+    Ok(measure_listing(registry, repo, &listing).await)
 }
 
 /// A repository's figures from its tags (already listed) and their manifests.
-pub async fn measure_tags(
+pub async fn measure_listing(
     registry: &Registry,
     repo: &RepoName,
-    tags: &[Tag],
-    last_push: Option<SystemTime>,
+    listing: &TagListing,
 ) -> RepositoryUsage {
-    let content = tagged_content(registry, repo, tags).await;
+    let content = tagged_content(registry, repo, &listing.tags).await;
     RepositoryUsage {
-        kind: repository_kind(registry, repo, tags).await,
+        kind: repository_kind(registry, repo, listing.newest.as_ref()).await,
         size: content.iter().map(|(_, size)| size).sum(),
-        tags: tags.len(),
-        last_push,
+        tags: listing.tags.len(),
+        last_push: listing.last_write,
         content,
     }
 }

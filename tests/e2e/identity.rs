@@ -166,7 +166,7 @@ auth:
 
 /// Logs in through the web interface's form over HTTP; answers the session cookie
 /// (`name=value`).
-fn web_login(server: &Server, user: &str, password: &str) -> String {
+pub(crate) fn web_login(server: &Server, user: &str, password: &str) -> String {
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -335,6 +335,43 @@ fn image_page_platforms_layers_and_pull_command() {
         server.logs().contains("path=/ui/tag/copy"),
         "the retag went through the UI"
     );
+    // Without a tag named, the page opens the tag pushed last (not the lexically last).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let single = server
+        .client()
+        .get(server.at("/v2/multi/arch/manifests/single"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    let content_type = single.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bytes = single.bytes().unwrap();
+    let put = server
+        .client()
+        .put(server.at("/v2/multi/arch/manifests/a-newest"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Content-Type", content_type)
+        .body(bytes)
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let session = crate::identity::web_login(&server, USER, PASSWORD);
+    let page = server
+        .client()
+        .get(server.at("/ui/image?repository=multi%2Farch"))
+        .header("cookie", session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains(r#"<span class="version">a-newest</span>"#),
+        "the newest tag is shown by default"
+    );
+
     // The platforms, layers and history tables meet the accessibility checks too.
     browser_script_with(
         "a11y.mjs",

@@ -232,12 +232,8 @@ pub async fn search_repositories(
                 let found = match known.and_then(|k| k.repositories.get(name.as_str())) {
                     Some(usage) => usage.kind,
                     None => {
-                        let (tags, _) = state
-                            .registry
-                            .tags_and_last_write(&repo)
-                            .await
-                            .unwrap_or_default();
-                        repository_kind(&state.registry, &repo, &tags).await
+                        let listing = state.registry.tag_listing(&repo).await.unwrap_or_default();
+                        repository_kind(&state.registry, &repo, listing.newest.as_ref()).await
                     }
                 };
                 if filters.kind.is_none_or(|k| k == found) {
@@ -457,9 +453,9 @@ async fn config_of(state: &AppState, repo: &RepoName, doc: &Value) -> Option<Val
 pub(crate) async fn repository_kind(
     registry: &Registry,
     repo: &RepoName,
-    tags: &[Tag],
+    newest: Option<&Tag>,
 ) -> RepositoryKind {
-    let Some(tag) = tags.last().cloned() else {
+    let Some(tag) = newest.cloned() else {
         return RepositoryKind::Empty;
     };
     let Ok(m) = registry.get_manifest(repo, &Reference::Tag(tag)).await else {
@@ -540,24 +536,21 @@ impl RepositoriesApi {
                 let Some(repo) = RepoName::parse(&name) else {
                     continue;
                 };
-                let (tags, last_push) = state
-                    .registry
-                    .tags_and_last_write(&repo)
-                    .await
-                    .unwrap_or_default();
-                let usage =
-                    crate::usage::measure_tags(&state.registry, &repo, &tags, last_push).await;
+                let listing = state.registry.tag_listing(&repo).await.unwrap_or_default();
+                let usage = crate::usage::measure_listing(&state.registry, &repo, &listing).await;
                 let kind = if charts.iter().any(|c| c.repository == name) {
                     RepositoryKind::Chart
                 } else {
                     usage.kind
                 };
                 let size = usage.size;
-                let last_push = last_push.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                let last_push = usage
+                    .last_push
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
                 items.push(Repository {
                     name,
                     kind,
-                    tag_count: tags.len() as u64,
+                    tag_count: usage.tags as u64,
                     size,
                     last_push,
                 });

@@ -9,6 +9,17 @@ use super::error::{ErrorCode, RegistryError, Result, storage};
 use super::manifest_doc::ReferrerDescriptor;
 use super::{Registry, RepoName, Tag, layout};
 
+/// Every tag of a repository.
+#[derive(Debug, Clone, Default)]
+pub struct TagListing {
+    /// In lexical order.
+    pub tags: Vec<Tag>,
+    /// The tag written last (the lexically last when the store keeps no times).
+    pub newest: Option<Tag>,
+    /// When it was written.
+    pub last_write: Option<std::time::SystemTime>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -101,24 +112,37 @@ impl Registry {
         Ok(page.items.iter().filter_map(|t| Tag::parse(t)).collect())
     }
 
-    /// Every tag of a repository and when one was last written (the last push), from one
+    /// Every tag of a repository, which was written last and when (the last push), from one
     /// listing.
-    pub async fn tags_and_last_write(
-        &self,
-        repo: &RepoName,
-    ) -> Result<(Vec<Tag>, Option<std::time::SystemTime>)> {
+    pub async fn tag_listing(&self, repo: &RepoName) -> Result<TagListing> {
         let prefix = layout::tags_prefix(repo);
         let objects = self
             .storage
             .list_all(&prefix)
             .await
             .map_err(storage("listing tags"))?;
-        let last_write = objects.iter().filter_map(|m| m.last_modified).max();
-        let tags = objects
-            .iter()
-            .filter_map(|m| m.key.as_str().strip_prefix(&prefix).and_then(Tag::parse))
-            .collect();
-        Ok((tags, last_write))
+        let mut listing = TagListing::default();
+        for object in &objects {
+            let Some(tag) = object
+                .key
+                .as_str()
+                .strip_prefix(&prefix)
+                .and_then(Tag::parse)
+            else {
+                continue;
+            };
+            // Ties (same second) go to the later name, as the lexical order would.
+            if object.last_modified >= listing.last_write && object.last_modified.is_some() {
+                listing.last_write = object.last_modified;
+                listing.newest = Some(tag.clone());
+            }
+            listing.tags.push(tag);
+        }
+        listing.tags.sort();
+        if listing.newest.is_none() {
+            listing.newest = listing.tags.last().cloned();
+        }
+        Ok(listing)
     }
 
     pub async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {

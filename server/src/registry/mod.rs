@@ -20,7 +20,7 @@ use oci_storage_core::Storage;
 
 pub use blobs::BlobRead;
 pub use error::{ErrorCode, RegistryError};
-pub use listing::Page;
+pub use listing::{Page, TagListing};
 pub use manifests::{ManifestLink, PutManifest, PutManifestOutcome, StoredManifest};
 pub use names::{Reference, RepoName, Tag};
 pub use uploads::{UploadChunk, UploadStatus};

@@ -80,13 +80,9 @@ fn not_found() -> Response {
     super::not_found("image")
 }
 
-async fn tag_rows(state: &AppState, repo: &RepoName, tags: &[String]) -> Vec<TagRow> {
-    let tags: Vec<Tag> = tags
-        .iter()
-        .take(DETAILED_TAGS)
-        .filter_map(|t| Tag::parse(t))
-        .collect();
-    tag_details(state, repo, &tags)
+async fn tag_rows(state: &AppState, repo: &RepoName, tags: &[Tag]) -> Vec<TagRow> {
+    let tags = &tags[..tags.len().min(DETAILED_TAGS)];
+    tag_details(state, repo, tags)
         .await
         .into_iter()
         .map(|t| TagRow {
@@ -121,15 +117,18 @@ pub(super) async fn image_page(
     if !state.access.may_pull(&caller, repo.as_str()) {
         return not_found();
     }
-    let tags = match state.registry.list_tags(&repo, Some(1000), None).await {
-        Ok(page) => page.items,
+    let listing = match state.registry.tag_listing(&repo).await {
+        Ok(listing) => listing,
         Err(_) => return not_found(),
     };
+    // `latest` if there is one, else the tag pushed last.
     let Some(tag) = query.tag.clone().or_else(|| {
-        tags.iter()
+        listing
+            .tags
+            .iter()
             .find(|t| t.as_str() == "latest")
-            .or(tags.last())
-            .cloned()
+            .or(listing.newest.as_ref())
+            .map(|t| t.to_string())
     }) else {
         return not_found();
     };
@@ -173,10 +172,8 @@ pub(super) async fn image_page(
     let can_push = writable && may(Action::Push);
     // Opened by digest (from a platform or a referrer): there is no tag to delete.
     let by_digest = matches!(reference, Reference::Digest(_));
-    let can_delete = writable
-        && !by_digest
-        && state.registry.settings().delete_enabled
-        && may(Action::Delete);
+    let can_delete =
+        writable && !by_digest && state.registry.settings().delete_enabled && may(Action::Delete);
     let (pull_ref, layout_ref) = if by_digest {
         (format!("@{tag}"), String::new())
     } else {
@@ -224,8 +221,8 @@ pub(super) async fn image_page(
             .filter_map(|h| h["created_by"].as_str().map(str::to_owned))
             .collect(),
         referrers,
-        tags: tag_rows(state, &repo, &tags).await,
-        more_tags: tags.len().saturating_sub(DETAILED_TAGS),
+        tags: tag_rows(state, &repo, &listing.tags).await,
+        more_tags: listing.tags.len().saturating_sub(DETAILED_TAGS),
         docker_pull: format!("docker pull {host}/{repo}{pull_ref}"),
         skopeo_copy: format!(
             "skopeo copy{tls_flag} docker://{host}/{repo}{pull_ref} oci:{}{layout_ref}",
