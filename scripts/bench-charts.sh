@@ -6,11 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
 
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+source scripts/bench-lib.sh
+port=$(free_port)
 password="bench-$(date +%s)"
 cat > "$work/config.yaml" <<YAML
 server: {host: 127.0.0.1, port: $port}
@@ -19,6 +16,6 @@ auth: {users: [{username: admin, password: "$password"}]}
 logging: {level: warn}
 YAML
 target/release/oci-storage serve --config "$work/config.yaml" >"$work/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
 target/release/chart-bench --url "http://127.0.0.1:$port" --user admin --password "$password" "$@"

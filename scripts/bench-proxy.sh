@@ -7,11 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-tools.sh >/dev/null
 cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source scripts/bench-lib.sh
 up_port=$(free_port); proxy_port=$(free_port)
 password="bench-$(date +%s)"
 
@@ -35,9 +31,7 @@ proxy:
 YAML
 target/release/oci-storage serve --config "$work/proxy.yaml" >"$work/proxy.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$up_port/v2/" && curl -s -o /dev/null "http://127.0.0.1:$proxy_port/healthz" && break
-  sleep 0.1
-done
+wait_http "http://127.0.0.1:$up_port/v2/"
+wait_http "http://127.0.0.1:$proxy_port/healthz"
 target/release/proxy-bench --upstream "http://127.0.0.1:$up_port" --proxy "http://127.0.0.1:$proxy_port" \
   --user admin --password "$password" "$@"

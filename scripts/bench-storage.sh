@@ -9,13 +9,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-tools.sh >/dev/null
 cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+source scripts/bench-lib.sh
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 300); do curl -s --max-time 2 -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer at $1" >&2; exit 1; }
 key=AKIDBENCH secret=SECRETBENCH
 
 # SeaweedFS with every port on loopback (its defaults are fixed numbers).

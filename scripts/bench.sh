@@ -12,14 +12,8 @@ if ! command -v nginx >/dev/null; then
 fi
 cargo build --release -q -p oci-storage-server -p oci-storage-tests --bins
 
-work=$(mktemp -d)
+source scripts/bench-lib.sh
 chmod 755 "$work"   # nginx workers run unprivileged
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer at $1" >&2; exit 1; }
 
 ref_port=$(free_port); ours_port=$(free_port); nginx_port=$(free_port)
 password="bench-$(date +%s)"

@@ -1,11 +1,20 @@
-//! Helpers shared by the benchmark binaries: deterministic blob content streamed without
-//! holding it in memory.
+//! Helpers shared by the benchmark binaries: command-line values, and deterministic blob
+//! content streamed without holding it in memory.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::Digest as _;
 
 pub const MIB: u64 = 1024 * 1024;
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
+}
 
 /// Deterministic blob content: a 1 MiB pseudo-random block, with each MiB's first 8 bytes
 /// replaced by its index and the seed, so that blobs of different seeds differ.

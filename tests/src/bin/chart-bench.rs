@@ -5,18 +5,11 @@
 //!
 //! Usage: chart-bench --url URL --user U --password P [--versions 10000] [--charts 500]
 
+use oci_storage_tests::bench::arg;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
 
 /// A minimal valid chart archive.
 fn chart(name: &str, version: &str) -> Vec<u8> {

@@ -8,15 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use oci_storage_tests::bench::{MIB, blob_digest, blob_stream};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
+use oci_storage_tests::bench::{MIB, arg, blob_digest, blob_stream};
 
 /// GETs a URL; answers (time to first byte, total time, bytes).
 async fn pull(

@@ -7,19 +7,12 @@
 //! Usage: ui-bench --ours URL --reference URL --user U --password P [--repositories 2000]
 //!        [--charts 200] [--rounds 20]
 
+use oci_storage_tests::bench::arg;
 use std::io::Write;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
 
 fn digest(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))

@@ -1,0 +1,12 @@
+# Shared by the benchmark scripts (sourced from the repository root): a scratch directory
+# removed on exit together with every process whose pid is added to `pids`, free loopback
+# ports, and waiting for a server to answer.
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() {
+  for _ in $(seq 300); do curl -s --max-time 2 -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "no answer at $1" >&2; exit 1
+}
