@@ -10,3 +10,15 @@ wait_http() {
   for _ in $(seq 300); do curl -s --max-time 2 -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "no answer at $1" >&2; exit 1
 }
+# start_distribution NAME PORT: the reference, CNCF Distribution (Debian's docker-registry),
+# with filesystem storage in $work/NAME (deletes enabled) on PORT; its pid joins `pids`.
+start_distribution() {
+  cat > "$work/$1.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/$1}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$2}
+YAML
+  docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+}

@@ -11,14 +11,7 @@ source scripts/bench-lib.sh
 up_port=$(free_port); proxy_port=$(free_port)
 password="bench-$(date +%s)"
 
-cat > "$work/upstream.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/upstream}}
-http: {addr: 127.0.0.1:$up_port}
-YAML
-docker-registry serve "$work/upstream.yml" >"$work/upstream.log" 2>&1 &
-pids+=($!)
+start_distribution upstream "$up_port"
 cat > "$work/proxy.yaml" <<YAML
 server: {host: 127.0.0.1, port: $proxy_port}
 storage: {type: fs, fs: {path: $work/proxy}}

@@ -13,14 +13,7 @@ source scripts/bench-lib.sh
 ref_port=$(free_port); ours_port=$(free_port)
 password="bench-$(date +%s)"
 
-cat > "$work/distribution.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/distribution}}
-http: {addr: 127.0.0.1:$ref_port}
-YAML
-docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
-pids+=($!)
+start_distribution distribution "$ref_port"
 
 cat > "$work/oci-storage.yml" <<YAML
 server: {host: 127.0.0.1, port: $ours_port}

@@ -18,14 +18,8 @@ chmod 755 "$work"   # nginx workers run unprivileged
 ref_port=$(free_port); ours_port=$(free_port); nginx_port=$(free_port)
 password="bench-$(date +%s)"
 
-cat > "$work/distribution.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/distribution}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$ref_port}
-YAML
-docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
-pids+=($!); ref_pid=$!
+start_distribution distribution "$ref_port"
+ref_pid=${pids[-1]}
 
 cat > "$work/oci-storage.yml" <<YAML
 server: {host: 127.0.0.1, port: $ours_port}
