@@ -30,6 +30,8 @@ try {
   check(command.startsWith('helm install webapp oci://') && command.includes('--version 0.2.0'), 'the OCI install command');
   await page.locator('button.copy[data-copy="cmd-oci"]').click();
   check((await page.evaluate(() => navigator.clipboard.readText())) === command, 'the command is copied');
+  check((await page.locator('#live').textContent()) === 'Copied to the clipboard', 'and screen readers are told');
+  check(await page.getByRole('button', { name: 'Copy the helm install command' }).count() === 1, 'copy buttons name what they copy');
 
   // An older version, then its download.
   await page.getByRole('link', { name: '0.1.0' }).click();

@@ -1,8 +1,13 @@
+// Tells screen readers what changed without moving focus (the page's live region).
+const say = (text) => {
+  const live = document.getElementById('live');
+  if (live) live.textContent = text;
+};
+
 // Search as you type: the form still works without this script (a plain GET of `/`).
 (() => {
   const form = document.querySelector('form.search');
   const results = document.getElementById('results');
-  const announce = document.getElementById('announce');
   if (!form || !results) return;
   let timer = null;
   let latest = 0;
@@ -18,7 +23,7 @@
       if (html === null || ticket !== latest) return;
       results.innerHTML = html;
       const count = results.querySelector('.count');
-      if (announce && count) announce.textContent = count.textContent;
+      if (count) say(count.textContent);
     } catch {
       // Offline or the server went away: the address holds the query; a reload retries.
     }
@@ -42,6 +47,7 @@ document.addEventListener('click', async (event) => {
   try {
     await navigator.clipboard.writeText(source.textContent);
     button.textContent = 'Copied';
+    say('Copied to the clipboard');
   } catch {
     button.textContent = 'Select and copy';
   }
