@@ -2,7 +2,8 @@
 //! and plotting in the web interface. Walking every repository costs a listing and a few
 //! manifest reads each, so the figures are a snapshot, retaken in the background once it is
 //! older than [`MAX_AGE`] (the caller that finds it stale still gets the old one at once;
-//! only the first waits).
+//! only the first waits). A repository changed through the web interface is measured again
+//! alone, so its user sees the change at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +40,7 @@ pub struct RepositoryUsage {
 }
 
 /// Every repository's figures at one moment.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct UsageSnapshot {
     pub repositories: HashMap<String, RepositoryUsage>,
 }
@@ -65,7 +66,10 @@ pub struct Usage {
     current: Mutex<Option<(Instant, u64, Arc<UsageSnapshot>)>>,
     /// Bumped by [`Usage::invalidate`]: a snapshot of an older generation is not served.
     generation: AtomicU64,
+    /// Repositories changed since the snapshot: measured again (alone) by the next reader.
+    changed: Mutex<HashSet<String>>,
     refreshing: tokio::sync::Mutex<()>,
+    patching: tokio::sync::Mutex<()>,
     /// A background refresh is running (at most one, however many readers find it stale).
     in_background: AtomicBool,
 }
@@ -90,14 +94,55 @@ impl Usage {
                 }
                 snapshot
             }
-            _ => self.refresh(registry).await,
+            Some(_) => self.patch(registry).await,
+            None => self.refresh(registry).await,
         }
     }
 
-    /// Forgets the figures, so the next reader waits for fresh ones (after a change made
-    /// through the web interface, whose user expects to see it). A snapshot being taken
-    /// meanwhile is not kept: it may have missed the change.
-    pub fn invalidate(&self) {
+    /// The snapshot with the changed repositories measured again (one listing each, not a
+    /// walk of every repository). One patch at a time, each on the latest snapshot.
+    async fn patch(&self, registry: &Registry) -> Arc<UsageSnapshot> {
+        let _one_at_a_time = self.patching.lock().await;
+        // Read before taking the changes: a change made meanwhile bumps it again, so what is
+        // stored here is not mistaken for current.
+        let generation = self.generation.load(Ordering::SeqCst);
+        let current = self.current.lock().expect("usage lock").clone();
+        let Some((taken, stored_generation, snapshot)) = current else {
+            return self.refresh(registry).await;
+        };
+        if stored_generation == generation {
+            // Patched by the reader before this one.
+            return snapshot;
+        }
+        let changed = std::mem::take(&mut *self.changed.lock().expect("usage lock"));
+        let mut patched = (*snapshot).clone();
+        for name in changed {
+            let measured = match RepoName::parse(&name) {
+                Some(repo) => measure(registry, &repo).await.ok(),
+                None => None,
+            };
+            match measured {
+                Some(usage) => patched.repositories.insert(name, usage),
+                None => patched.repositories.remove(&name),
+            };
+        }
+        let patched = Arc::new(patched);
+        let mut current = self.current.lock().expect("usage lock");
+        // A full refresh may have stored a newer snapshot meanwhile; keep that one.
+        if current.as_ref().is_some_and(|(t, _, _)| *t <= taken) {
+            *current = Some((taken, generation, Arc::clone(&patched)));
+        }
+        patched
+    }
+
+    /// Marks a repository changed (through the web interface, whose user expects to see the
+    /// change): the next reader measures it again before answering. A full snapshot being
+    /// taken meanwhile is not kept: it may have missed the change.
+    pub fn invalidate(&self, repository: &str) {
+        self.changed
+            .lock()
+            .expect("usage lock")
+            .insert(repository.to_owned());
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -43,6 +43,14 @@ try {
   check(download.suggestedFilename() === 'webapp-0.1.0.tgz', 'the archive downloads under its name');
   await download.saveAs(process.env.DOWNLOAD_TO);
 
+  // The home page's size of the chart, to compare after the delete.
+  const sizeOnHome = async () => {
+    await page.goto(base + '/?q=webapp');
+    return page.locator('table.repos tbody tr', { hasText: 'charts/webapp' }).locator('td.num').textContent();
+  };
+  const sizeBefore = await sizeOnHome();
+  await page.goBack();
+
   // Deleting a version asks first, refuses forged posts, then removes just that version.
   const forged = await page.request.post(base + '/ui/chart/delete', {
     form: { csrf: 'forged', repository: 'charts/webapp', version: '0.1.0' },
@@ -56,6 +64,9 @@ try {
   await page.waitForURL((url) => !url.search.includes('version='));
   check(await page.locator('ul.versions li').count() === 1, 'the version is deleted');
   check((await page.locator('.version').first().textContent()) === '0.2.0', 'the newest version remains');
+  const sizeAfter = await sizeOnHome();
+  check(sizeAfter !== sizeBefore, `the home page shows the smaller size at once (${sizeBefore} → ${sizeAfter})`);
+  await page.goBack();
 
   // A hostile README is inert.
   await page.goto(base + '/ui/chart?repository=charts%2Fhostile');

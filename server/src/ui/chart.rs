@@ -275,7 +275,7 @@ pub(super) async fn chart_delete(
         );
     }
     state.charts.tag_deleted(&repo, &tag).await;
-    state.usage.invalidate();
+    state.usage.invalidate(repo.as_str());
     let remaining = state
         .charts
         .entries()

@@ -311,7 +311,7 @@ pub(super) async fn tag_copy(
     let target_name = target.as_str().to_owned();
     match copy_tag(state, &repo, &source, target).await {
         Ok(()) => {
-            state.usage.invalidate();
+            state.usage.invalidate(repo.as_str());
             super::see_other(&link(repo.as_str(), Some(&target_name)))
         }
         Err(e) => refused(req, jar, repo.as_str(), &form.source, &e.message),
@@ -341,7 +341,7 @@ pub(super) async fn tag_delete(
         return refused(req, jar, repo.as_str(), tag.as_str(), &e.message);
     }
     state.charts.tag_deleted(&repo, &tag).await;
-    state.usage.invalidate();
+    state.usage.invalidate(repo.as_str());
     let left = state
         .registry
         .list_tags(&repo, Some(1), None)
