@@ -16,6 +16,9 @@ mod token_endpoint;
 pub mod ui;
 pub mod usage;
 
+#[cfg(test)]
+mod test_support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

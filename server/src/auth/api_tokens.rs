@@ -269,14 +269,8 @@ mod tests {
     use super::*;
 
     async fn store() -> (tempfile::TempDir, ApiTokens) {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = oci_storage_storage_fs::FsStorage::open(oci_storage_storage_fs::FsConfig {
-            path: dir.path().to_owned(),
-            fsync: false,
-        })
-        .await
-        .unwrap();
-        (dir, ApiTokens::new(Arc::new(storage)))
+        let (dir, storage) = crate::test_support::temporary_storage().await;
+        (dir, ApiTokens::new(storage))
     }
 
     fn alice() -> Identity {

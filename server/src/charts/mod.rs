@@ -243,7 +243,7 @@ impl Charts {
     }
 
     /// Records a pushed chart under each of its tags.
-    pub async fn record_push(
+    async fn record_push(
         &self,
         repo: &RepoName,
         manifest_digest: &Digest,

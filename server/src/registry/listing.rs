@@ -101,17 +101,6 @@ impl Registry {
         Ok(page)
     }
 
-    /// Every tag of a repository.
-    pub(super) async fn all_tags(&self, repo: &RepoName) -> Result<Vec<Tag>> {
-        let prefix = layout::tags_prefix(repo);
-        let page = self
-            .page(&prefix, None, None, |k| {
-                k.strip_prefix(&prefix).map(str::to_owned)
-            })
-            .await?;
-        Ok(page.items.iter().filter_map(|t| Tag::parse(t)).collect())
-    }
-
     /// Every tag of a repository, which was written last and when (the last push), from one
     /// listing.
     pub async fn tag_listing(&self, repo: &RepoName) -> Result<TagListing> {

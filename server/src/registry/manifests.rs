@@ -357,7 +357,7 @@ impl Registry {
                 self.resolve_from_storage(repo, reference).await?;
                 let manifest = self.get_manifest(repo, reference).await?;
                 let mut pointing = Vec::new();
-                for tag in self.all_tags(repo).await? {
+                for tag in self.tag_listing(repo).await?.tags {
                     let key = layout::tag(repo, &tag);
                     if self
                         .read_link(&key)

@@ -110,15 +110,14 @@ pub(super) async fn chart_page(
         return not_found();
     };
     let can_delete = state.registry.settings().delete_enabled
-        && RepoName::parse(&query.repository).is_some_and(|repo| !state.is_proxy_cache(&repo))
-        && state
-            .access
-            .authorize(
+        && RepoName::parse(&query.repository).is_some_and(|repo| {
+            super::may_change(
+                state,
                 &caller(state, claims.as_ref()),
-                Some(&query.repository),
+                &repo,
                 Action::Delete,
             )
-            .is_ok();
+        });
     let entry = &versions[chosen];
     let record = match state.charts.record(&entry.repository, &entry.tag).await {
         Ok(Some(record)) => record,
@@ -235,32 +234,23 @@ pub(super) async fn chart_delete(
     jar: &CookieJar,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let claims = super::session(state, jar).await;
-    if !super::same_token(claims.as_ref().map(|c| c.csrf.as_str()), &form.csrf) {
-        return super::csrf_refused();
-    }
-    let caller = caller(state, claims.as_ref());
+    let repo = match super::authorized_change(
+        state,
+        jar,
+        &form.csrf,
+        &form.repository,
+        Action::Delete,
+        "chart",
+    )
+    .await
+    {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
     // A version's tag is the version with `+` (not allowed in tags) as `_`.
-    let (Some(repo), Some(tag)) = (
-        RepoName::parse(&form.repository),
-        Tag::parse(&form.version.replace('+', "_")),
-    ) else {
+    let Some(tag) = Tag::parse(&form.version.replace('+', "_")) else {
         return not_found();
     };
-    if !state.access.may_pull(&caller, repo.as_str()) {
-        return not_found();
-    }
-    if state.is_proxy_cache(&repo)
-        || state
-            .access
-            .authorize(&caller, Some(repo.as_str()), Action::Delete)
-            .is_err()
-    {
-        return Response::builder()
-            .status(StatusCode::FORBIDDEN)
-            .content_type("text/plain; charset=utf-8")
-            .body("You may not delete versions of this chart.");
-    }
     if let Err(e) = state
         .registry
         .delete_manifest(&repo, &Reference::Tag(tag.clone()))

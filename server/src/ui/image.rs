@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use askama::Template;
-use poem::http::StatusCode;
 use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
@@ -162,18 +161,12 @@ pub(super) async fn image_page(
     } else {
         " --src-tls-verify=false"
     };
-    let may = |action| {
-        state
-            .access
-            .authorize(&caller, Some(repo.as_str()), action)
-            .is_ok()
-    };
-    let writable = !state.is_proxy_cache(&repo);
-    let can_push = writable && may(Action::Push);
+    let can_push = super::may_change(state, &caller, &repo, Action::Push);
     // Opened by digest (from a platform or a referrer): there is no tag to delete.
     let by_digest = matches!(reference, Reference::Digest(_));
-    let can_delete =
-        writable && !by_digest && state.registry.settings().delete_enabled && may(Action::Delete);
+    let can_delete = !by_digest
+        && state.registry.settings().delete_enabled
+        && super::may_change(state, &caller, &repo, Action::Delete);
     let (pull_ref, layout_ref) = if by_digest {
         (format!("@{tag}"), String::new())
     } else {
@@ -253,37 +246,6 @@ fn refused(req: &Request, jar: &CookieJar, repo: &str, tag: &str, why: &str) -> 
     super::see_other_with_notice(req, jar, &link(repo, Some(tag)), why)
 }
 
-/// Checks the form's token and the caller's right; answers the repository.
-async fn authorized(
-    state: &AppState,
-    jar: &CookieJar,
-    csrf: &str,
-    repository: &str,
-    action: Action,
-) -> Result<RepoName, Response> {
-    let claims = super::session(state, jar).await;
-    if !super::same_token(claims.as_ref().map(|c| c.csrf.as_str()), csrf) {
-        return Err(super::csrf_refused());
-    }
-    let caller = caller(state, claims.as_ref());
-    let repo = RepoName::parse(repository).ok_or_else(not_found)?;
-    if !state.access.may_pull(&caller, repo.as_str()) {
-        return Err(not_found());
-    }
-    if state.is_proxy_cache(&repo)
-        || state
-            .access
-            .authorize(&caller, Some(repo.as_str()), action)
-            .is_err()
-    {
-        return Err(Response::builder()
-            .status(StatusCode::FORBIDDEN)
-            .content_type("text/plain; charset=utf-8")
-            .body("You may not change this repository."));
-    }
-    Ok(repo)
-}
-
 /// Retag: points a new tag at the shown manifest.
 #[handler]
 pub(super) async fn tag_copy(
@@ -292,7 +254,16 @@ pub(super) async fn tag_copy(
     jar: &CookieJar,
     Form(form): Form<CopyForm>,
 ) -> Response {
-    let repo = match authorized(state, jar, &form.csrf, &form.repository, Action::Push).await {
+    let repo = match super::authorized_change(
+        state,
+        jar,
+        &form.csrf,
+        &form.repository,
+        Action::Push,
+        "image",
+    )
+    .await
+    {
         Ok(repo) => repo,
         Err(response) => return response,
     };
@@ -326,7 +297,16 @@ pub(super) async fn tag_delete(
     jar: &CookieJar,
     Form(form): Form<DeleteTagForm>,
 ) -> Response {
-    let repo = match authorized(state, jar, &form.csrf, &form.repository, Action::Delete).await {
+    let repo = match super::authorized_change(
+        state,
+        jar,
+        &form.csrf,
+        &form.repository,
+        Action::Delete,
+        "image",
+    )
+    .await
+    {
         Ok(repo) => repo,
         Err(response) => return response,
     };

@@ -19,7 +19,8 @@ use poem::web::{Data, Form};
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Action, Caller, Principal};
+use crate::registry::RepoName;
 use crate::state::AppState;
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, SessionClaims, random_token};
 
@@ -105,6 +106,46 @@ fn is_admin(state: &AppState, claims: Option<&SessionClaims>) -> bool {
         state.access.policy().add_memberships(&mut identity);
         state.access.policy().is_admin(&identity)
     })
+}
+
+/// Whether the caller may change `repo` with `action` (push: retag; delete): the access
+/// rules as on /v2, and never the proxy cache, which only the proxy writes. Decides both what
+/// the pages offer and what the forms accept.
+fn may_change(state: &AppState, caller: &Caller, repo: &RepoName, action: Action) -> bool {
+    !state.is_proxy_cache(repo)
+        && state
+            .access
+            .authorize(caller, Some(repo.as_str()), action)
+            .is_ok()
+}
+
+/// Checks a form that changes a repository: the session's CSRF token (403), that the
+/// repository exists for the caller (404 naming `what` otherwise, as on /v2), and
+/// [`may_change`] (403). Answers the repository.
+async fn authorized_change(
+    state: &AppState,
+    jar: &CookieJar,
+    csrf: &str,
+    repository: &str,
+    action: Action,
+    what: &str,
+) -> Result<RepoName, Response> {
+    let claims = session(state, jar).await;
+    if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), csrf) {
+        return Err(csrf_refused());
+    }
+    let caller = caller(state, claims.as_ref());
+    let repo = RepoName::parse(repository).ok_or_else(|| not_found(what))?;
+    if !state.access.may_pull(&caller, repo.as_str()) {
+        return Err(not_found(what));
+    }
+    if !may_change(state, &caller, &repo, action) {
+        return Err(Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("You may not change this {what}.")));
+    }
+    Ok(repo)
 }
 
 fn caller(state: &AppState, claims: Option<&SessionClaims>) -> Caller {

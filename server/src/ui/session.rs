@@ -153,14 +153,8 @@ mod tests {
     use super::*;
 
     async fn sessions() -> (tempfile::TempDir, Sessions) {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = oci_storage_storage_fs::FsStorage::open(oci_storage_storage_fs::FsConfig {
-            path: dir.path().to_owned(),
-            fsync: false,
-        })
-        .await
-        .unwrap();
-        (dir, Sessions::new(Arc::new(storage)))
+        let (dir, storage) = crate::test_support::temporary_storage().await;
+        (dir, Sessions::new(storage))
     }
 
     #[tokio::test]
