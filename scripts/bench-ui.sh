@@ -15,14 +15,7 @@ password="bench-$(date +%s)"
 
 start_distribution distribution "$ref_port"
 
-cat > "$work/oci-storage.yml" <<YAML
-server: {host: 127.0.0.1, port: $ours_port}
-storage: {type: fs, fs: {path: $work/oci-storage}}
-auth: {anonymousPull: true, users: [{username: admin, password: "$password"}]}
-logging: {level: warn}
-YAML
-target/release/oci-storage serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
-pids+=($!)
+start_oci_storage "$ours_port" "$password"
 wait_http "http://127.0.0.1:$ref_port/v2/"
 wait_http "http://127.0.0.1:$ours_port/healthz"
 

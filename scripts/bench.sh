@@ -21,14 +21,8 @@ password="bench-$(date +%s)"
 start_distribution distribution "$ref_port"
 ref_pid=${pids[-1]}
 
-cat > "$work/oci-storage.yml" <<YAML
-server: {host: 127.0.0.1, port: $ours_port}
-storage: {type: fs, fs: {path: $work/oci-storage}}
-auth: {anonymousPull: true, users: [{username: admin, password: "$password"}]}
-logging: {level: warn}
-YAML
-target/release/oci-storage serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
-pids+=($!); ours_pid=$!
+start_oci_storage "$ours_port" "$password"
+ours_pid=${pids[-1]}
 
 mkdir -p "$work/www"
 cat > "$work/nginx.conf" <<CONF
