@@ -108,10 +108,21 @@ fn kill_with_this_process(child_pid: u32, dir: Option<&std::path::Path>) {
         .expect("start a watchdog");
 }
 
-fn wait_for_port(port: u16, what: &str) {
+/// Waits for `port` to accept connections; on timeout, fails with the end of `log` (if any)
+/// so the reason is in the test output.
+fn wait_for_port(port: u16, what: &str, log: Option<&std::path::Path>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
+        if Instant::now() >= deadline {
+            let tail = log
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .map(|text| {
+                    let lines: Vec<&str> = text.lines().collect();
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                })
+                .unwrap_or_default();
+            panic!("{what} did not start listening on {port} within 60 s; its log ends:\n{tail}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -154,6 +165,8 @@ impl SeaweedFs {
             .args(["-s3.metricsPort=0", "-s3.debug.port=0"])
             .arg(format!("-s3.port={s3_port}"));
         // Every other port explicitly too: the defaults are fixed numbers that would collide.
+        // Distinct ports: two flags given the same one would keep SeaweedFS from starting.
+        let mut taken = std::collections::HashSet::from([s3_port]);
         for flag in [
             "master.port",
             "master.port.grpc",
@@ -165,7 +178,10 @@ impl SeaweedFs {
             "admin.port",
             "admin.port.grpc",
         ] {
-            cmd.arg(format!("-{flag}={}", free_port()));
+            let port = std::iter::repeat_with(free_port)
+                .find(|p| taken.insert(*p))
+                .expect("a free port");
+            cmd.arg(format!("-{flag}={port}"));
         }
         let log = dir.path().join("weed.log");
         let log_file = std::fs::File::create(&log).unwrap();
@@ -176,7 +192,7 @@ impl SeaweedFs {
             .spawn()
             .expect("start weed mini");
         kill_with_this_process(child.id(), Some(dir.path()));
-        wait_for_port(s3_port, "SeaweedFS");
+        wait_for_port(s3_port, "SeaweedFS", Some(&log));
         let store = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             log,
@@ -264,7 +280,7 @@ impl FakeGcs {
             .spawn()
             .expect("start fake-gcs-server");
         kill_with_this_process(child.id(), None);
-        wait_for_port(port, "fake-gcs-server");
+        wait_for_port(port, "fake-gcs-server", None);
         Self {
             endpoint: format!("http://{host}"),
         }
