@@ -327,6 +327,12 @@ pub struct LoginLimits {
     pub per_user: u32,
     /// The window, in seconds; also how long a client waits once over the limit.
     pub window_seconds: u64,
+    /// Password checks run at once (an argon2id check holds 19 MiB while it runs); default:
+    /// the number of CPUs.
+    pub concurrent_checks: Option<usize>,
+    /// Password checks that may wait for a free slot; beyond that (or beyond 4 for one client
+    /// address) logins get 429 with Retry-After.
+    pub queued_checks: usize,
 }
 
 impl Default for LoginLimits {
@@ -335,6 +341,8 @@ impl Default for LoginLimits {
             per_address: 20,
             per_user: 10,
             window_seconds: 60,
+            concurrent_checks: None,
+            queued_checks: 64,
         }
     }
 }

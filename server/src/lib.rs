@@ -223,6 +223,12 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         tokens,
         policy,
         LoginLimiter::new(&auth.login_limits),
+        auth::gate::HashGate::new(
+            auth.login_limits.concurrent_checks.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
+            auth.login_limits.queued_checks,
+        ),
     ));
     let proxy = build_proxy(plugins, loaded, &registry).await?;
     let charts = Arc::new(charts::Charts::new(

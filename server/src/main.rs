@@ -6,6 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, with its background thread giving freed memory back to the system within
+/// seconds. glibc's malloc kept what threads freed (a flood of logins, each check holding
+/// 19 MiB, left the process at 400 MiB for good) and mimalloc kept it until the same thread
+/// allocated again; figures in docs/BENCHMARKS.md (Memory).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "oci-storage",
@@ -33,6 +40,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!(
+            "warning: jemalloc's background thread did not start ({e}); freed memory is returned more slowly"
+        );
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

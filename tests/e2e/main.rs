@@ -4,6 +4,7 @@
 mod access;
 mod api_tokens;
 mod deploy_chart;
+mod hardening;
 mod helm;
 mod helm_repo;
 mod identity;

@@ -1,7 +1,8 @@
-//! Brute-force protection: counts failed logins per client address and per username in a
-//! fixed window. Past the limit the client must wait (429 + Retry-After) — except that a
-//! username keeps working from addresses where it logged in successfully, so an attacker
-//! cannot lock a user out everywhere.
+//! Brute-force protection: counts login attempts per client address and per username in a
+//! fixed window. An attempt counts as a failure from the moment it starts (so concurrent
+//! guesses are limited too) until it succeeds. Past the limit the client must wait (429 +
+//! Retry-After) — except that a username keeps working from addresses where it logged in
+//! successfully, so an attacker cannot lock a user out everywhere.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -49,6 +50,10 @@ impl LoginLimiter {
     /// How long the caller must wait before its login is checked, if it must.
     pub fn check(&self, address: IpAddr, user: &str) -> Option<Duration> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.blocked(&state, address, user)
+    }
+
+    fn blocked(&self, state: &State, address: IpAddr, user: &str) -> Option<Duration> {
         let now = Instant::now();
         let blocked = |w: Option<&Window>, limit: u32| {
             w.filter(|w| w.failures >= limit && now.duration_since(w.start) < self.window)
@@ -67,8 +72,18 @@ impl LoginLimiter {
         blocked(state.by_user.get(user), self.per_user)
     }
 
-    pub fn failed(&self, address: IpAddr, user: &str) {
+    /// Starts a login attempt: refused (with the wait) past the limits, else counted as a
+    /// failure until [`LoginLimiter::succeeded`] says otherwise.
+    pub fn attempt(&self, address: IpAddr, user: &str) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = self.blocked(&state, address, user) {
+            return Err(wait);
+        }
+        self.count_failure(&mut state, address, user);
+        Ok(())
+    }
+
+    fn count_failure(&self, state: &mut State, address: IpAddr, user: &str) {
         let now = Instant::now();
         let window = self.window;
         let bump = |w: &mut Window| {
@@ -96,8 +111,18 @@ impl LoginLimiter {
         }
     }
 
+    /// An attempt succeeded: it no longer counts, and the pair is trusted.
     pub fn succeeded(&self, address: IpAddr, user: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let window = self.window;
+        let uncount = |w: Option<&mut Window>| {
+            if let Some(w) = w.filter(|w| now.duration_since(w.start) < window) {
+                w.failures = w.failures.saturating_sub(1);
+            }
+        };
+        uncount(state.by_address.get_mut(&address));
+        uncount(state.by_user.get_mut(user));
         if state.trusted.len() > PRUNE_AT {
             let keep = self.window * 60;
             state.trusted.retain(|_, at| at.elapsed() < keep);
@@ -117,6 +142,7 @@ mod tests {
             per_address: 3,
             per_user: 2,
             window_seconds: 60,
+            ..LoginLimits::default()
         })
     }
 
@@ -127,8 +153,8 @@ mod tests {
         let home: IpAddr = "10.0.0.2".parse().unwrap();
         l.succeeded(home, "alice");
         assert!(l.check(attacker, "alice").is_none());
-        l.failed(attacker, "alice");
-        l.failed(attacker, "alice");
+        l.attempt(attacker, "alice").unwrap();
+        l.attempt(attacker, "alice").unwrap();
         assert!(
             l.check(attacker, "alice").is_some(),
             "user limit from untrusted address"
@@ -141,9 +167,27 @@ mod tests {
             l.check(attacker, "bob").is_none(),
             "other users unaffected below the address limit"
         );
-        l.failed(attacker, "bob");
+        l.attempt(attacker, "bob").unwrap();
         let wait = l.check(attacker, "carol").expect("address limit");
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
         assert!(l.check(home, "carol").is_none());
+    }
+
+    #[test]
+    fn attempts_count_from_their_start_until_they_succeed() {
+        let l = limiter();
+        let a: IpAddr = "10.0.0.3".parse().unwrap();
+        for user in ["x", "y", "z"] {
+            assert!(l.attempt(a, user).is_ok());
+        }
+        assert!(
+            l.attempt(a, "w").is_err(),
+            "three attempts in progress use up the address's allowance"
+        );
+        l.succeeded(a, "x");
+        assert!(
+            l.attempt(a, "w").is_ok(),
+            "a success gives its attempt back"
+        );
     }
 }

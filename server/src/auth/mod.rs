@@ -4,6 +4,7 @@
 //! Finer permissions (per repository, tokens) build on [`Access::authorize`].
 
 pub mod api_tokens;
+pub mod gate;
 pub mod initial_admin;
 pub mod limiter;
 pub mod password;
@@ -21,6 +22,7 @@ use oci_storage_core::{Authenticator, Credentials, Identity, Secret};
 use sha2::{Digest as _, Sha256};
 
 use api_tokens::{ApiTokenRecord, ApiTokens};
+use gate::HashGate;
 use limiter::LoginLimiter;
 use policy::Policy;
 use token::{Claims, TokenService};
@@ -29,6 +31,13 @@ use token::{Claims, TokenService};
 const CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most cached successful checks.
 const CACHE_MAX: usize = 10_000;
+/// Longest username and password accepted in Basic credentials (bcrypt reads 72 bytes,
+/// API tokens are 40-odd characters): longer ones are refused before anything is hashed or
+/// remembered.
+const MAX_USERNAME: usize = 256;
+const MAX_PASSWORD: usize = 1024;
+/// How long a client refused by the hashing gate is asked to wait.
+const GATE_RETRY: Duration = Duration::from_secs(1);
 /// The challenge sent with 401 answers.
 pub const CHALLENGE: &str = r#"Basic realm="oci-storage""#;
 
@@ -92,9 +101,15 @@ pub struct Access {
     tokens: Option<Arc<TokenService>>,
     policy: Policy,
     limiter: LoginLimiter,
+    gate: HashGate,
     /// sha256(username NUL password) → principal and expiry; never the password itself.
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    /// Checks in progress by the same fingerprint: identical credentials arriving together
+    /// (a client's parallel requests) share one check.
+    checking: Mutex<HashMap<[u8; 32], Arc<CheckResult>>>,
 }
+
+type CheckResult = tokio::sync::OnceCell<Result<Option<Principal>, Denial>>;
 
 impl Access {
     /// `authenticators` are asked in order; the first that knows the credentials wins.
@@ -104,6 +119,7 @@ impl Access {
         tokens: Option<Arc<TokenService>>,
         policy: Policy,
         limiter: LoginLimiter,
+        gate: HashGate,
     ) -> Self {
         Self {
             authenticators,
@@ -111,7 +127,9 @@ impl Access {
             tokens,
             policy,
             limiter,
+            gate,
             cache: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,7 +181,7 @@ impl Access {
     }
 
     /// Checks HTTP Basic credentials — a password, or an API token as the password — with the
-    /// cache and the login limits.
+    /// cache, the login limits and the hashing gate.
     pub async fn basic(
         &self,
         header: &str,
@@ -181,20 +199,61 @@ impl Access {
         if let Some(principal) = self.cached(&fingerprint) {
             return Ok(Some(principal));
         }
-        let found = if api_tokens::looks_like_token(credentials.password.expose()) {
-            self.check_api_token(&credentials).await?
-        } else {
-            self.check_password(&credentials).await?
+        let check = {
+            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+            checking.entry(fingerprint).or_default().clone()
         };
-        if let Some(mut principal) = found {
-            self.policy.add_memberships(&mut principal.identity);
-            self.limiter.succeeded(client, &credentials.username);
-            self.remember(fingerprint, principal.clone());
-            return Ok(Some(principal));
+        let result = check
+            .get_or_init(|| self.check_uncached(&credentials, client, fingerprint))
+            .await
+            .clone();
+        {
+            let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+            if checking
+                .get(&fingerprint)
+                .is_some_and(|c| Arc::ptr_eq(c, &check))
+            {
+                checking.remove(&fingerprint);
+            }
         }
-        self.limiter.failed(client, &credentials.username);
-        tracing::info!(client = %client, "authentication failed");
-        Err(Denial::Unauthenticated)
+        match result {
+            Ok(Some(principal)) => Ok(Some(principal)),
+            Ok(None) => Err(Denial::Unauthenticated),
+            Err(denial) => Err(denial),
+        }
+    }
+
+    /// The expensive check of credentials the cache does not know: admitted by the hashing
+    /// gate, counted as a failed attempt from its start, remembered when it succeeds.
+    async fn check_uncached(
+        &self,
+        credentials: &Credentials,
+        client: IpAddr,
+        fingerprint: [u8; 32],
+    ) -> Result<Option<Principal>, Denial> {
+        let Some(admission) = self.gate.admit(client) else {
+            tracing::warn!(client = %client, "login refused: too many password checks in progress");
+            return Err(Denial::TooManyRequests(GATE_RETRY));
+        };
+        if let Err(wait) = self.limiter.attempt(client, &credentials.username) {
+            tracing::warn!(client = %client, "login refused: too many failed attempts");
+            return Err(Denial::TooManyRequests(wait));
+        }
+        let pass = admission.wait().await;
+        let found = if api_tokens::looks_like_token(credentials.password.expose()) {
+            self.check_api_token(credentials).await?
+        } else {
+            self.check_password(credentials).await?
+        };
+        drop(pass);
+        let Some(mut principal) = found else {
+            tracing::info!(client = %client, "authentication failed");
+            return Ok(None);
+        };
+        self.policy.add_memberships(&mut principal.identity);
+        self.limiter.succeeded(client, &credentials.username);
+        self.remember(fingerprint, principal.clone());
+        Ok(Some(principal))
     }
 
     async fn check_password(&self, credentials: &Credentials) -> Result<Option<Principal>, Denial> {
@@ -366,6 +425,9 @@ fn parse_basic(header: &str) -> Option<Credentials> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (username, password) = decoded.split_once(':')?;
+    if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+        return None;
+    }
     Some(Credentials {
         username: username.to_owned(),
         password: Secret::new(password),

@@ -1,0 +1,4 @@
+//! Hostile and heavy input: every input bounded where it enters, nothing accepted that cannot
+//! be read back, nothing leaked (issue 12's campaign, turned into tests).
+
+mod logins;
