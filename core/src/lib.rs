@@ -14,6 +14,7 @@ pub mod auth;
 pub mod backup;
 pub mod chunks;
 pub mod digest;
+pub mod media_type;
 #[cfg(feature = "object-parts")]
 pub mod object_parts;
 pub mod plugin;

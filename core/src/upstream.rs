@@ -10,7 +10,13 @@ use bytes::Bytes;
 
 use crate::{ByteStream, Digest};
 
+/// Largest manifest (and referrers answer) an upstream may send, as for pushes.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
 /// A manifest fetched from upstream, with its exact bytes.
+///
+/// Implementations read at most [`MAX_MANIFEST_BYTES`] and answer a `media_type` that
+/// [`crate::media_type::is_media_type`] accepts (anything else is [`UpstreamError::Invalid`]).
 #[derive(Debug, Clone)]
 pub struct UpstreamManifest {
     pub digest: Digest,

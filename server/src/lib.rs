@@ -9,6 +9,7 @@ mod health;
 pub mod logging;
 pub mod oci;
 pub mod proxy;
+pub mod records;
 pub mod registry;
 pub mod state;
 mod tls;

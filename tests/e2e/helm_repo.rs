@@ -581,6 +581,13 @@ fn hostile_charts_are_refused() {
                 .collect::<Vec<_>>()),
         ),
         ("not a chart", b"plain text, not gzip".to_vec()),
+        (
+            "YAML alias bomb under an unknown key",
+            tgz(&[(
+                "evil/Chart.yaml",
+                b"apiVersion: v2\nname: evil\nversion: 1.0.0\nx: &a [lol, lol, lol, lol]\ny: &b [*a, *a, *a, *a]\nz: &c [*b, *b, *b, *b]\nw: [*c, *c, *c, *c]\n".to_vec(),
+            )]),
+        ),
     ];
     for (what, archive) in &hostile {
         let (status, body) = upload(

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use oci_storage_core::media_type::is_media_type;
+use oci_storage_core::upstream::MAX_MANIFEST_BYTES;
 use oci_storage_core::{
     Digest, DigestAlgorithm, PluginContext, PluginError, Secret, Upstream, UpstreamBlob,
     UpstreamError, UpstreamManifest,
@@ -269,6 +271,11 @@ impl RegistryUpstream {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        if !is_media_type(&media_type) {
+            return Err(UpstreamError::Invalid(
+                "manifest Content-Type is not a media type".into(),
+            ));
+        }
         let declared: Option<Digest> = resp
             .headers()
             .get("docker-content-digest")
@@ -286,7 +293,7 @@ impl RegistryUpstream {
                 size: length.unwrap_or(0),
             });
         }
-        let bytes = resp.bytes().await.map_err(unavailable)?;
+        let bytes = bounded_body(resp, "manifest").await?;
         // The digest of the bytes is the truth; a digest reference or header must agree.
         let algorithm = reference
             .parse::<Digest>()
@@ -315,6 +322,27 @@ impl RegistryUpstream {
             bytes,
         })
     }
+}
+
+/// A manifest-sized answer's body, read up to [`MAX_MANIFEST_BYTES`].
+async fn bounded_body(resp: reqwest::Response, what: &str) -> Result<Bytes, UpstreamError> {
+    let too_large = || UpstreamError::Invalid(format!("{what} over {MAX_MANIFEST_BYTES} bytes"));
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unavailable)?;
+        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn check_status(resp: &reqwest::Response) -> Result<(), UpstreamError> {
@@ -389,7 +417,7 @@ impl Upstream for RegistryUpstream {
             ));
         }
         check_status(&resp)?;
-        let bytes = resp.bytes().await.map_err(unavailable)?;
+        let bytes = bounded_body(resp, "referrers answer").await?;
         serde_json::from_slice::<serde_json::Value>(&bytes)
             .map_err(|e| UpstreamError::Invalid(format!("referrers answer is not JSON: {e}")))?;
         Ok(bytes)

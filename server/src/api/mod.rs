@@ -8,6 +8,7 @@ mod proxy;
 pub(crate) mod repositories;
 mod security;
 mod system;
+mod text;
 mod tokens;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -64,12 +65,46 @@ pub fn routes() -> impl Endpoint {
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
     Route::new()
-        .nest_no_strip("/api/v1", service)
+        .nest_no_strip("/api/v1", service.around(limit_body))
         .at("/api/openapi.json", spec)
         .nest("/api/docs", ui)
         // Everything else under /api is the ChartMuseum-compatible API.
         .at("/api/*path", crate::charts::chartmuseum::chartmuseum)
         .catch_all_error(|err| async move { problem::problem_response(err) })
+}
+
+/// Largest request body of the REST API: its operations take small JSON documents (a token's
+/// patterns, a tag copy). Longer bodies get 413 when declared, or fail to parse (400) when
+/// sent without a length.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn limit_body<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    mut req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use futures_util::StreamExt as _;
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Ok(problem::problem_response(poem::Error::from_string(
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        )));
+    }
+    let mut seen = 0;
+    let limited = req.take_body().into_bytes_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len();
+        if seen > MAX_BODY_BYTES {
+            return Err(std::io::Error::other("the request body is too large"));
+        }
+        Ok(chunk)
+    });
+    req.set_body(poem::Body::from_bytes_stream(limited));
+    ep.call(req).await.map(poem::IntoResponse::into_response)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::ApiTags;
 use super::problem::ApiError;
 use super::security::ApiUser;
+use super::text::Text;
 use crate::auth::{Action, Caller, Denial};
 use crate::registry::manifest_doc::{DOCKER_LIST, OCI_INDEX};
 use crate::registry::{
@@ -109,10 +110,13 @@ pub struct ManifestDetail {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct TagCopy {
-    pub repository: String,
+    #[oai(validator(max_length = 255))]
+    pub repository: Text,
     /// A tag or a digest.
-    pub source: String,
-    pub target: String,
+    #[oai(validator(max_length = 255))]
+    pub source: Text,
+    #[oai(validator(max_length = 128))]
+    pub target: Text,
 }
 
 /// One search result: a chart (its newest version) or a repository of images or artifacts.

@@ -12,7 +12,9 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use super::ApiTags;
 use super::problem::ApiError;
 use super::security::ApiUser;
+use super::text::Text;
 use crate::auth::api_tokens::{ApiTokenRecord, TokenError};
+use crate::records::ReadError;
 use crate::state::AppState;
 
 /// An action a token may perform.
@@ -50,11 +52,11 @@ impl From<RuleAction> for TokenAction {
 pub struct NewToken {
     /// A name to recognise the token by (e.g. the CI job).
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: String,
+    pub name: Text,
     /// Repository glob patterns: `*` within a path segment, `**` across segments.
-    #[oai(validator(min_items = 1, max_items = 100))]
-    pub repositories: Vec<String>,
-    #[oai(validator(min_items = 1))]
+    #[oai(validator(min_items = 1, max_items = 100, max_length = 255))]
+    pub repositories: Vec<Text>,
+    #[oai(validator(min_items = 1, max_items = 3))]
     pub actions: Vec<TokenAction>,
     /// Days until the token expires; none: it never expires.
     #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
@@ -153,7 +155,13 @@ impl TokensApi {
         let (record, token) = state
             .access
             .api_tokens()
-            .create(&principal.identity, &name, repositories, actions, expires)
+            .create(
+                &principal.identity,
+                &name,
+                repositories.into_iter().map(Text::into_string).collect(),
+                actions,
+                expires,
+            )
             .await
             .map_err(|e| match e {
                 TokenError::Storage(e) => ApiError::internal("creating a token", e),
@@ -208,19 +216,18 @@ impl TokensApi {
         id: Path<String>,
     ) -> Result<Revoked, ApiError> {
         let tokens = state.access.api_tokens();
-        let record = tokens
-            .get(&id.0)
-            .await
-            .map_err(|e| ApiError::internal("reading a token", e))?;
+        let is_admin =
+            principal.api_token.is_none() && state.access.policy().is_admin(&principal.identity);
         // With an API token, only that token itself may be revoked; with a password, your
-        // own tokens, or anyone's for administrators.
-        let visible = record.as_ref().is_some_and(|r| match &principal.api_token {
-            Some(own) => own.id == r.id,
-            None => {
-                r.owner == principal.identity.username
-                    || state.access.policy().is_admin(&principal.identity)
-            }
-        });
+        // own tokens, or anyone's for administrators — also a record that cannot be read.
+        let visible = match tokens.get(&id.0).await {
+            Ok(record) => record.as_ref().is_some_and(|r| match &principal.api_token {
+                Some(own) => own.id == r.id,
+                None => r.owner == principal.identity.username || is_admin,
+            }),
+            Err(ReadError::Unreadable { .. }) => is_admin,
+            Err(e) => return Err(ApiError::internal("reading a token", e)),
+        };
         if !visible {
             return Err(ApiError::not_found("no such token"));
         }

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use oci_storage_config::RuleAction;
 use oci_storage_core::secret::constant_time_eq;
 use oci_storage_core::{Identity, Key, PutMode, Storage, StorageError, StorageExt};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::Action;
+use crate::records;
 
 const PREFIX: &str = "ocis_";
 const STORAGE_PREFIX: &str = "system/api-tokens/";
@@ -87,8 +87,13 @@ pub enum TokenError {
     #[error("a token needs at least one repository pattern and one action")]
     Empty,
     #[error(transparent)]
+    TooLarge(#[from] records::TooLarge),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+/// Longest repository pattern of a token (a repository name is at most 253 characters).
+pub const MAX_PATTERN_LEN: usize = 255;
 
 /// The token store.
 #[derive(Debug)]
@@ -140,9 +145,19 @@ impl ApiTokens {
         if repositories.is_empty() || actions.is_empty() {
             return Err(TokenError::Empty);
         }
-        if let Some(bad) = repositories.iter().find(|p| glob::Pattern::new(p).is_err()) {
-            return Err(TokenError::Pattern(bad.clone()));
+        if let Some(bad) = repositories
+            .iter()
+            .find(|p| p.len() > MAX_PATTERN_LEN || glob::Pattern::new(p).is_err())
+        {
+            return Err(TokenError::Pattern(bad.chars().take(80).collect()));
         }
+        let mut actions = actions;
+        let mut seen = Vec::new();
+        actions.retain(|a| {
+            let new = !seen.contains(a);
+            seen.push(*a);
+            new
+        });
         let mut random = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut random);
         let id = hex::encode(&random[..8]);
@@ -164,41 +179,33 @@ impl ApiTokens {
         Ok((record, format!("{PREFIX}{id}_{secret}")))
     }
 
-    async fn write(&self, record: &ApiTokenRecord, mode: PutMode) -> Result<(), StorageError> {
+    async fn write(&self, record: &ApiTokenRecord, mode: PutMode) -> Result<(), TokenError> {
         let key = record_key(&record.id).expect("ids are generated valid");
-        let bytes = Bytes::from(serde_json::to_vec(record).expect("record serializes"));
-        self.storage.put_bytes(&key, bytes, mode).await.map(|_| ())
+        let bytes = records::API_TOKEN.encode(record)?;
+        self.storage.put_bytes(&key, bytes, mode).await?;
+        Ok(())
     }
 
-    async fn read(&self, id: &str) -> Result<Option<ApiTokenRecord>, StorageError> {
-        let Some(key) = record_key(id) else {
-            return Ok(None);
-        };
-        match self.storage.get_bytes(&key, 64 * 1024).await {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(StorageError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Every token, or those of one owner.
+    /// Every token, or those of one owner. A record that cannot be read is skipped (logged).
     pub async fn list(&self, owner: Option<&str>) -> Result<Vec<ApiTokenRecord>, StorageError> {
         let mut out = Vec::new();
         for meta in self.storage.list_all(STORAGE_PREFIX).await? {
-            let bytes = self.storage.get_bytes(&meta.key, 64 * 1024).await?;
-            if let Ok(record) = serde_json::from_slice::<ApiTokenRecord>(&bytes)
-                && owner.is_none_or(|o| o == record.owner)
-            {
-                out.push(record);
-            }
+            let record: Option<ApiTokenRecord> = records::API_TOKEN
+                .read_listed(self.storage.as_ref(), &meta.key)
+                .await?;
+            out.extend(record.filter(|r| owner.is_none_or(|o| o == r.owner)));
         }
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
 
-    /// A token's record, if it exists.
-    pub async fn get(&self, id: &str) -> Result<Option<ApiTokenRecord>, StorageError> {
-        self.read(id).await
+    /// A token's record, if it exists; [`records::ReadError::Unreadable`] when it exists
+    /// but cannot be read (an administrator may still revoke it).
+    pub async fn get(&self, id: &str) -> Result<Option<ApiTokenRecord>, records::ReadError> {
+        let Some(key) = record_key(id) else {
+            return Ok(None);
+        };
+        records::API_TOKEN.read(self.storage.as_ref(), &key).await
     }
 
     /// Deletes a token.
@@ -218,8 +225,14 @@ impl ApiTokens {
         let Some((id, secret)) = token.strip_prefix(PREFIX).and_then(|t| t.split_once('_')) else {
             return Ok(None);
         };
-        let Some(record) = self.read(id).await? else {
-            return Ok(None);
+        let record = match self.get(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(None),
+            Err(records::ReadError::Storage(e)) => return Err(e),
+            Err(e @ records::ReadError::Unreadable { .. }) => {
+                tracing::warn!(error = %e, "an API token's record cannot be read: refused");
+                return Ok(None);
+            }
         };
         let matches = constant_time_eq(
             sha256_hex(secret).as_bytes(),
@@ -255,7 +268,9 @@ impl ApiTokens {
             if let Ok(meta) = storage.head(&key).await
                 && let Some(version) = meta.version
             {
-                let bytes = Bytes::from(serde_json::to_vec(&record).expect("record serializes"));
+                let Ok(bytes) = records::API_TOKEN.encode(&record) else {
+                    return;
+                };
                 let _ = storage
                     .put_bytes(&key, bytes, PutMode::Update(version))
                     .await;

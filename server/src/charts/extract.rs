@@ -219,6 +219,11 @@ pub fn read_chart(input: impl Read, limits: Limits) -> Result<ChartContent, Char
         }
     }
     let chart_yaml = chart_yaml.ok_or(ChartError::NoChartYaml)?;
+    if has_alias(&chart_yaml) {
+        return Err(ChartError::InvalidChartYaml(
+            "YAML aliases (*name) are not allowed in Chart.yaml".into(),
+        ));
+    }
     let metadata: ChartMetadata = serde_yaml_ng::from_str(&chart_yaml)
         .map_err(|e| ChartError::InvalidChartYaml(e.to_string()))?;
     validate(&metadata)?;
@@ -230,6 +235,16 @@ pub fn read_chart(input: impl Read, limits: Limits) -> Result<ChartContent, Char
         values_schema: schema,
         templates,
     })
+}
+
+/// Whether a YAML document uses an alias. Helm refuses Chart.yaml files that alias much
+/// ("excessive aliasing"), and a chart's metadata has no use for them; refusing them all keeps
+/// alias bombs (billion laughs) out, also under keys nobody reads. A document the event parser
+/// cannot read is left to the YAML deserializer to judge.
+fn has_alias(yaml: &str) -> bool {
+    saphyr_parser::Parser::new_from_str(yaml)
+        .map_while(Result::ok)
+        .any(|(event, _)| matches!(event, saphyr_parser::Event::Alias(_)))
 }
 
 fn read_text(
@@ -327,6 +342,27 @@ pub(crate) mod tests {
         assert_eq!(chart.values.as_deref(), Some("replicas: 1\n"));
         assert_eq!(chart.readme.as_deref(), Some("# Demo\n"));
         assert_eq!(chart.templates, ["_helpers.tpl", "deployment.yaml"]);
+    }
+
+    #[test]
+    fn refuses_aliases_in_chart_yaml_but_not_in_values() {
+        let laughs = b"apiVersion: v2\nname: demo\nversion: 1.0.0\nx: &a [\"lol\",\"lol\"]\ny: &b [*a,*a,*a,*a]\nz: [*b,*b,*b,*b]\n";
+        let err = read_chart(tgz(&[("demo/Chart.yaml", laughs)]).as_slice(), limits());
+        assert!(
+            matches!(err, Err(ChartError::InvalidChartYaml(ref m)) if m.contains("alias")),
+            "{err:?}"
+        );
+        let quoted = b"apiVersion: v2\nname: demo\nversion: 1.0.0\ndescription: \"*not an alias* & not an anchor\"\n";
+        let values = b"base: &base {a: 1}\nother: *base\n";
+        let chart = read_chart(
+            tgz(&[("demo/Chart.yaml", quoted), ("demo/values.yaml", values)]).as_slice(),
+            limits(),
+        )
+        .unwrap();
+        assert_eq!(
+            chart.metadata.description.as_deref(),
+            Some("*not an alias* & not an anchor")
+        );
     }
 
     #[test]

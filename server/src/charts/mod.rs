@@ -17,11 +17,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_storage_config::HelmConfig;
 use oci_storage_core::{Digest, Key, PutMode, StorageError, StorageExt};
 use serde::{Deserialize, Serialize};
 
+use crate::records;
 use crate::registry::{ErrorCode, Registry, RegistryError, RepoName, Tag};
 use extract::{ChartContent, ChartMetadata, Limits};
 
@@ -139,6 +139,9 @@ fn invalid_chart(message: String) -> RegistryError {
     RegistryError::new(ErrorCode::ManifestInvalid, message)
 }
 
+/// Room in a chart record for what is not the chart's content (names, digests, times).
+const RECORD_OVERHEAD: usize = 4096;
+
 fn record_key(repo: &str, tag: &str) -> Option<Key> {
     Key::new(format!("{META_PREFIX}{repo}/{tag}.json")).ok()
 }
@@ -225,6 +228,14 @@ impl Charts {
                 content.metadata.name
             )));
         }
+        let size_as_record = serde_json::to_vec(&content).map_or(0, |v| v.len());
+        if size_as_record > records::CHART_METADATA.max_bytes - RECORD_OVERHEAD {
+            return Err(invalid_chart(format!(
+                "the chart's metadata (Chart.yaml, values.yaml, README, schema and template \
+                 names) takes {size_as_record} bytes as JSON, over the limit of {}",
+                records::CHART_METADATA.max_bytes - RECORD_OVERHEAD
+            )));
+        }
         let provenance_digest = fields
             .layers
             .iter()
@@ -234,9 +245,11 @@ impl Charts {
             chart_digest,
             chart_size: read.meta.size,
             provenance_digest,
+            // Shown in index.yaml, which helm parses as a timestamp: only a valid one.
             created: fields
                 .annotations
                 .get("org.opencontainers.image.created")
+                .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
                 .cloned(),
             content,
         }))
@@ -270,7 +283,9 @@ impl Charts {
             let Some(key) = record_key(repo.as_str(), tag.as_str()) else {
                 continue;
             };
-            let bytes = Bytes::from(serde_json::to_vec(&record).expect("record serializes"));
+            let bytes = records::CHART_METADATA
+                .encode(&record)
+                .map_err(|e| invalid_chart(e.to_string()))?;
             let meta = self
                 .registry
                 .storage()
@@ -638,20 +653,10 @@ pub enum PublishError {
     Internal(String),
 }
 
+/// A chart version's record; one that cannot be read is skipped with a log line.
 async fn read_record(
     storage: &dyn oci_storage_core::Storage,
     key: &Key,
 ) -> Result<Option<ChartRecord>, StorageError> {
-    let mut got = match storage.get(key, None).await {
-        Ok(got) => got,
-        Err(StorageError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut buf = Vec::new();
-    while let Some(chunk) = got.body.next().await {
-        buf.extend_from_slice(
-            &chunk.map_err(|e| StorageError::backend("reading chart metadata", e))?,
-        );
-    }
-    Ok(serde_json::from_slice(&buf).ok())
+    records::CHART_METADATA.read_listed(storage, key).await
 }

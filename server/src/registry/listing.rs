@@ -2,12 +2,13 @@
 //! manifest. Tags and catalog page straight through storage listings (`n`, `last`).
 
 use bytes::Bytes;
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use oci_storage_core::{Digest, ListOptions, PutMode, StorageError, StorageExt};
 
 use super::error::{ErrorCode, RegistryError, Result, storage};
 use super::manifest_doc::ReferrerDescriptor;
 use super::{Registry, RepoName, Tag, layout};
+use crate::records;
 
 /// Every tag of a repository.
 #[derive(Debug, Clone, Default)]
@@ -198,16 +199,23 @@ impl Registry {
             .list_all(&layout::referrers_prefix(repo, digest))
             .await
             .map_err(storage("listing referrers"))?;
-        let reads = entries.iter().map(|meta| async move {
-            let bytes = self
-                .storage
-                .get_bytes(&meta.key, 1024 * 1024)
-                .await
-                .map_err(storage("reading a referrer entry"))?;
-            serde_json::from_slice::<ReferrerDescriptor>(&bytes)
-                .map_err(|e| RegistryError::internal("decoding a referrer entry", e))
+        let reads = entries.into_iter().map(|meta| {
+            let storage = self.storage.clone();
+            async move {
+                records::REFERRER_ENTRY
+                    .read_listed::<ReferrerDescriptor>(storage.as_ref(), &meta.key)
+                    .await
+            }
         });
-        let mut all = try_join_all(reads).await?;
+        // A few reads at a time: a subject may have thousands of referrers.
+        let mut all: Vec<ReferrerDescriptor> = futures_util::stream::iter(reads)
+            .buffered(16)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(storage("reading a referrer entry"))?
+            .into_iter()
+            .flatten()
+            .collect();
         if let Some(wanted) = artifact_type {
             all.retain(|d| d.artifact_type.as_deref() == Some(wanted));
         }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use oci_storage_core::Digest;
+use oci_storage_core::media_type::is_media_type;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, RegistryError, Result};
@@ -73,6 +74,11 @@ pub fn base_media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
+/// At most 80 characters of a value quoted in an error message.
+fn shorten(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
 fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError::new(ErrorCode::ManifestInvalid, message)
 }
@@ -99,6 +105,8 @@ fn is_non_distributable(d: &Descriptor) -> bool {
 impl ManifestDoc {
     /// Parses and validates a manifest pushed with `content_type` (the request's Content-Type).
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self> {
+        super::strict_json::check(bytes)
+            .map_err(|e| invalid(format!("manifest is not acceptable JSON: {e}")))?;
         let raw: RawDoc = serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
         let header_type = content_type.map(base_media_type).filter(|t| {
@@ -125,6 +133,12 @@ impl ManifestDoc {
             _ if raw.config.is_some() => Kind::Manifest,
             _ => return Err(invalid("neither an image manifest nor an index")),
         };
+        if let Some(t) = declared.filter(|t| !is_media_type(t)) {
+            return Err(invalid(format!(
+                "mediaType {:?} is not a media type (RFC 6838: type/subtype)",
+                shorten(t)
+            )));
+        }
         let media_type = declared.map(str::to_owned).unwrap_or_else(|| match kind {
             Kind::Index => OCI_INDEX.to_owned(),
             Kind::Manifest => OCI_MANIFEST.to_owned(),
@@ -167,6 +181,12 @@ impl ManifestDoc {
                     return Err(invalid("index must not have config or layers"));
                 }
             }
+        }
+        if let Some(t) = artifact_type.as_deref().filter(|t| !is_media_type(t)) {
+            return Err(invalid(format!(
+                "artifactType {:?} is not a media type (RFC 6838: type/subtype)",
+                shorten(t)
+            )));
         }
         let subject = raw
             .subject
@@ -230,6 +250,33 @@ mod tests {
             doc.artifact_type.as_deref(),
             Some("application/vnd.oci.empty.v1+json")
         );
+    }
+
+    #[test]
+    fn media_types_follow_rfc_6838() {
+        let long = format!("application/{}", "a".repeat(128));
+        let field = |t: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{t}","config":{{"mediaType":"a/b","digest":"{D}","size":2}},"layers":[]}}"#
+            )
+        };
+        let err = ManifestDoc::parse(field(&long).as_bytes(), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ManifestInvalid);
+        let err = ManifestDoc::parse(field("a/b; x=y").as_bytes(), None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ManifestInvalid);
+        let err = ManifestDoc::parse(manifest(r#","artifactType":"not a type""#).as_bytes(), None)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ManifestInvalid);
+    }
+
+    #[test]
+    fn duplicate_keys_and_deep_nesting_are_invalid() {
+        let dup = manifest(r#","annotations":{"k":"1","k":"2"}"#);
+        let err = ManifestDoc::parse(dup.as_bytes(), Some(OCI_MANIFEST)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ManifestInvalid);
+        let deep = manifest(&format!(r#","x":{}{}"#, "[".repeat(5000), "]".repeat(5000)));
+        let err = ManifestDoc::parse(deep.as_bytes(), Some(OCI_MANIFEST)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ManifestInvalid);
     }
 
     #[test]

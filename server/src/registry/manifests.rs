@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ErrorCode, RegistryError, Result, storage};
 use super::manifest_doc::ManifestDoc;
 use super::{Reference, Registry, RepoName, Tag, layout};
+use crate::records;
 
 /// What a tag or a manifest revision points at; stored as JSON so that HEAD needs one read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,11 @@ pub struct PutManifestOutcome {
 pub struct StoredManifest {
     pub link: ManifestLink,
     pub bytes: Bytes,
+}
+
+/// A record over its bound: the manifest that would make it is refused.
+fn too_large(e: records::TooLarge) -> RegistryError {
+    RegistryError::new(ErrorCode::ManifestInvalid, e.to_string())
 }
 
 fn manifest_unknown(reference: &Reference) -> RegistryError {
@@ -133,11 +139,13 @@ impl Registry {
             .await?;
         if let Some(subject) = &doc.subject {
             let descriptor = doc.referrer_descriptor(&digest, link.size);
-            let bytes = serde_json::to_vec(&descriptor).expect("descriptor serializes");
+            let bytes = records::REFERRER_ENTRY
+                .encode(&descriptor)
+                .map_err(too_large)?;
             self.storage
                 .put_bytes(
                     &layout::referrer(repo, subject, &digest),
-                    Bytes::from(bytes),
+                    bytes,
                     PutMode::Overwrite,
                 )
                 .await
@@ -224,12 +232,8 @@ impl Registry {
         link: &ManifestLink,
     ) -> Result<()> {
         let key = layout::tag(repo, tag);
-        let bytes = serde_json::to_vec(link).expect("link serializes");
-        match self
-            .storage
-            .put_bytes(&key, Bytes::from(bytes), PutMode::Create)
-            .await
-        {
+        let bytes = records::MANIFEST_LINK.encode(link).map_err(too_large)?;
+        match self.storage.put_bytes(&key, bytes, PutMode::Create).await {
             Ok(_) => Ok(()),
             Err(StorageError::AlreadyExists { .. }) => match self.read_link(&key).await? {
                 Some(current) if current.digest == link.digest => Ok(()),
@@ -240,22 +244,19 @@ impl Registry {
     }
 
     async fn write_link(&self, key: &Key, link: &ManifestLink) -> Result<()> {
-        let bytes = serde_json::to_vec(link).expect("link serializes");
+        let bytes = records::MANIFEST_LINK.encode(link).map_err(too_large)?;
         self.storage
-            .put_bytes(key, Bytes::from(bytes), PutMode::Overwrite)
+            .put_bytes(key, bytes, PutMode::Overwrite)
             .await
             .map(|_| ())
             .map_err(storage("writing a manifest link"))
     }
 
     async fn read_link(&self, key: &Key) -> Result<Option<ManifestLink>> {
-        match self.storage.get_bytes(key, 64 * 1024).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| RegistryError::internal("decoding a manifest link", e)),
-            Err(StorageError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage("reading a manifest link")(e)),
-        }
+        records::MANIFEST_LINK
+            .read(self.storage.as_ref(), key)
+            .await
+            .map_err(|e| RegistryError::internal("reading a manifest link", e))
     }
 
     async fn ensure_in_catalog(&self, repo: &RepoName) -> Result<()> {
@@ -341,7 +342,17 @@ impl Registry {
         self.require_delete_enabled()?;
         match reference {
             Reference::Tag(tag) => {
-                self.resolve_from_storage(repo, reference).await?;
+                // An unreadable link (damaged, or written by an older version) can still be
+                // deleted: only its existence matters here.
+                let key = layout::tag(repo, tag);
+                if !self
+                    .storage
+                    .exists(&key)
+                    .await
+                    .map_err(storage("reading a tag"))?
+                {
+                    return Err(manifest_unknown(reference));
+                }
                 if self.settings.is_immutable(tag) {
                     return Err(immutable(tag));
                 }
@@ -359,11 +370,11 @@ impl Registry {
                 let mut pointing = Vec::new();
                 for tag in self.tag_listing(repo).await?.tags {
                     let key = layout::tag(repo, &tag);
-                    if self
-                        .read_link(&key)
-                        .await?
-                        .is_some_and(|l| l.digest == *digest)
-                    {
+                    let link: Option<ManifestLink> = records::MANIFEST_LINK
+                        .read_listed(self.storage.as_ref(), &key)
+                        .await
+                        .map_err(storage("reading a tag"))?;
+                    if link.is_some_and(|l| l.digest == *digest) {
                         if self.settings.is_immutable(&tag) {
                             return Err(immutable(&tag));
                         }

@@ -11,6 +11,7 @@ mod listing;
 pub mod manifest_doc;
 mod manifests;
 pub mod names;
+mod strict_json;
 mod uploads;
 
 use std::sync::Arc;

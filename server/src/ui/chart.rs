@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::form::PostedForm;
 use askama::Template;
 use poem::http::{StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
@@ -219,7 +220,8 @@ pub(super) async fn chart_page(
     html_with_images(page, remote_icon)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct DeleteForm {
     csrf: String,
     repository: String,
@@ -232,7 +234,7 @@ pub(super) async fn chart_delete(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
-    Form(form): Form<DeleteForm>,
+    PostedForm(form): PostedForm<DeleteForm>,
 ) -> Response {
     let repo = match super::authorized_change(
         state,

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use super::form::PostedForm;
 use askama::Template;
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
@@ -226,7 +227,8 @@ pub(super) async fn image_page(
     html(page)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct CopyForm {
     csrf: String,
     repository: String,
@@ -234,7 +236,8 @@ pub(super) struct CopyForm {
     target: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub(super) struct DeleteTagForm {
     csrf: String,
     repository: String,
@@ -252,7 +255,7 @@ pub(super) async fn tag_copy(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
-    Form(form): Form<CopyForm>,
+    PostedForm(form): PostedForm<CopyForm>,
 ) -> Response {
     let repo = match super::authorized_change(
         state,
@@ -295,7 +298,7 @@ pub(super) async fn tag_delete(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
-    Form(form): Form<DeleteTagForm>,
+    PostedForm(form): PostedForm<DeleteTagForm>,
 ) -> Response {
     let repo = match super::authorized_change(
         state,

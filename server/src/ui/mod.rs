@@ -4,6 +4,7 @@
 
 mod admin;
 mod chart;
+mod form;
 mod home;
 mod image;
 mod plot;
@@ -13,9 +14,10 @@ pub mod session;
 use std::sync::Arc;
 
 use askama::Template;
+use form::PostedForm;
 use poem::http::{StatusCode, header};
+use poem::web::Data;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::{Data, Form};
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 
@@ -337,7 +339,8 @@ async fn login_page(req: &Request, jar: &CookieJar) -> Response {
     login_form(req, jar, "")
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct LoginForm {
     username: String,
     password: String,
@@ -365,7 +368,7 @@ async fn login(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
-    Form(form): Form<LoginForm>,
+    PostedForm(form): PostedForm<LoginForm>,
 ) -> Response {
     let expected = jar.get(LOGIN_CSRF_COOKIE).map(|c| c.value_str().to_owned());
     if !same_token(expected.as_deref(), &form.csrf) {
@@ -403,7 +406,8 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct CsrfForm {
     csrf: String,
 }
@@ -413,7 +417,7 @@ async fn logout(
     req: &Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
-    Form(form): Form<CsrfForm>,
+    PostedForm(form): PostedForm<CsrfForm>,
 ) -> Response {
     let claims = session(state, jar).await;
     if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), &form.csrf) {

@@ -1,4 +1,6 @@
 //! Hostile and heavy input: every input bounded where it enters, nothing accepted that cannot
 //! be read back, nothing leaked (issue 12's campaign, turned into tests).
 
+mod forms;
 mod logins;
+mod records;
