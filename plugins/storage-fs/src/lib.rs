@@ -76,10 +76,10 @@ pub async fn factory(
     let storage = FsStorage::open(config)
         .await
         .map_err(|e| PluginError::Init(format!("fs storage: {e}")))?;
-    // Temporary files left by a crash are invisible but take space: sweep them in the
-    // background, without delaying startup.
+    // What a crash leaves (temporary files, lock sidecars, empty upload directories) is
+    // invisible but takes space: sweep it in the background, without delaying startup.
     let root = storage.root.clone();
-    tokio::task::spawn_blocking(move || sweep::stale_temp_files(&root, sweep::STALE_AFTER));
+    tokio::task::spawn_blocking(move || sweep::sweep(&root, sweep::STALE_AFTER));
     Ok(Arc::new(storage))
 }
 
@@ -211,10 +211,7 @@ impl FsStorage {
                 }
             }
             PutMode::Update(expected) => {
-                let lock_path = dir.join(format!(
-                    ".{}.lock",
-                    dest.file_name().unwrap_or_default().to_string_lossy()
-                ));
+                let lock_path = lock_sidecar(dest);
                 let dest_owned = dest.to_owned();
                 let key_owned = key.clone();
                 let temp_path = temp.path.clone();
@@ -327,6 +324,9 @@ impl Storage for FsStorage {
         let path = self.path(key);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {
+                // The compare-and-swap sidecar goes with its object (a writer still holding
+                // it finds the object gone, which fails its condition anyway).
+                let _ = tokio::fs::remove_file(lock_sidecar(&path)).await;
                 if let Some(dir) = path.parent() {
                     self.prune_dirs(dir).await;
                 }
@@ -484,6 +484,12 @@ fn version_of(m: &std::fs::Metadata) -> String {
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     format!("{:x}-{:x}-{:x}", m.ino(), nanos, m.len())
+}
+
+/// The sidecar file whose lock serialises compare-and-swap writers of `object`.
+fn lock_sidecar(object: &Path) -> PathBuf {
+    let name = object.file_name().unwrap_or_default().to_string_lossy();
+    object.with_file_name(format!(".{name}.lock"))
 }
 
 /// Opens (creating) a lock file and takes an exclusive lock on it, held until the file is

@@ -281,34 +281,62 @@ impl Registry {
     }
 
     /// Discards sessions untouched for longer than the configured expiry. Returns how many.
+    /// A session whose state cannot be read, or keys of a session without state, are removed
+    /// too once as old (with a log line), so nothing under `uploads/` stays for ever.
     pub async fn expire_uploads(&self) -> Result<usize> {
         let now = SystemTime::now();
-        let mut expired = 0;
+        let mut sessions: std::collections::BTreeMap<String, (bool, Vec<Key>, bool)> =
+            Default::default();
         for meta in self
             .storage
             .list_all(layout::UPLOADS_PREFIX)
             .await
             .map_err(storage("listing upload sessions"))?
         {
-            let Some(id) = meta
+            let Some((id, name)) = meta
                 .key
                 .as_str()
                 .strip_prefix(layout::UPLOADS_PREFIX)
-                .and_then(|rest| rest.strip_suffix("/state.json"))
+                .and_then(|rest| rest.split_once('/'))
             else {
                 continue;
             };
-            let age = meta
+            let old = meta
                 .last_modified
                 .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or_default();
-            if age < self.settings.upload_expiry {
+                .unwrap_or_default()
+                >= self.settings.upload_expiry;
+            let entry = sessions
+                .entry(id.to_owned())
+                .or_insert((true, Vec::new(), false));
+            entry.0 &= old;
+            entry.2 |= name == "state.json";
+            entry.1.push(meta.key.clone());
+        }
+        let mut expired = 0;
+        for (id, (all_old, keys, has_state)) in sessions {
+            if !all_old {
                 continue;
             }
-            if let Ok(state) = self.load_state(id).await.map(|(s, _)| s) {
-                self.end_session(id, &state).await;
-                expired += 1;
+            if has_state {
+                match self.load_state(&id).await {
+                    Ok((state, _)) => {
+                        self.end_session(&id, &state).await;
+                        expired += 1;
+                        continue;
+                    }
+                    Err(e) if e.code == ErrorCode::BlobUploadUnknown => continue,
+                    Err(e) => {
+                        tracing::warn!(upload = %id, error = %e.message, "discarding an expired upload session whose state cannot be read");
+                    }
+                }
             }
+            for key in keys {
+                if let Err(e) = self.storage.delete(&key).await {
+                    tracing::warn!(error = %e, upload = %id, "could not discard upload session");
+                }
+            }
+            expired += 1;
         }
         Ok(expired)
     }

@@ -2,5 +2,6 @@
 //! be read back, nothing leaked (issue 12's campaign, turned into tests).
 
 mod forms;
+mod leaks;
 mod logins;
 mod records;
