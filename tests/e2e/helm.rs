@@ -6,9 +6,9 @@ use std::path::Path;
 
 /// The helm binaries under test and whether `registry login` takes `--plain-http` (helm 4)
 /// or `--insecure` (helm 3).
-const HELMS: &[(&str, &str)] = &[("helm", "--insecure"), ("helm4", "--plain-http")];
+pub(crate) const HELMS: &[(&str, &str)] = &[("helm", "--insecure"), ("helm4", "--plain-http")];
 
-fn login(
+pub(crate) fn login(
     helm: &str,
     flag: &str,
     home: &Path,
@@ -39,7 +39,7 @@ fn login(
     child.wait_with_output().unwrap()
 }
 
-fn package(helm: &str, home: &Path, name: &str, version: &str) -> std::path::PathBuf {
+pub(crate) fn package(helm: &str, home: &Path, name: &str, version: &str) -> std::path::PathBuf {
     run_ok(helm_env(helm, home).args(["create", name]));
     let chart_yaml = home.join(name).join("Chart.yaml");
     let text = std::fs::read_to_string(&chart_yaml).unwrap();

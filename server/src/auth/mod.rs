@@ -188,6 +188,11 @@ impl Access {
         client: Option<IpAddr>,
     ) -> Result<Option<Principal>, Denial> {
         let credentials = parse_basic(header).ok_or(Denial::Unauthenticated)?;
+        // Empty credentials (`Basic Og==`) are what skopeo/podman send after a Basic
+        // challenge when they have none: the caller is anonymous.
+        if credentials.username.is_empty() && credentials.password.expose().is_empty() {
+            return Ok(None);
+        }
         // Limits first, even for cached credentials: a blocked client must not learn that a
         // guess was right.
         let client = client.unwrap_or(IpAddr::from([0, 0, 0, 0]));

@@ -72,6 +72,13 @@ async fn serve(
         Some((_, target)) => Some(target.local.as_str()),
         None => endpoint.repository().map(RepoName::as_str),
     };
+    // `/v2/` is the ping by which clients decide whether to send credentials: a caller
+    // without them is always challenged there (as Distribution and Harbor do), even when
+    // anonymous pulls are allowed, or `docker login` with a wrong password would "succeed"
+    // and clients with credentials would push without them. Pulls stay anonymous.
+    if matches!(endpoint, OciEndpoint::ApiVersion) && caller.identity().is_none() {
+        return Err(denied(Denial::Unauthenticated).with_challenge(challenge(None)));
+    }
     state
         .access
         .authorize(&caller, repository, endpoint.action())

@@ -1,6 +1,7 @@
 //! Hostile and heavy input: every input bounded where it enters, nothing accepted that cannot
 //! be read back, nothing leaked (issue 12's campaign, turned into tests).
 
+mod anonymous;
 mod forms;
 mod leaks;
 mod logins;
