@@ -143,8 +143,20 @@ impl SeaweedFs {
         SHARED.get_or_init(Self::start)
     }
 
-    #[allow(clippy::zombie_processes)] // killed by its watchdog when this process exits
+    /// Starts SeaweedFS, again on other ports when one of those picked was taken meanwhile
+    /// (the ports are free when picked, but parallel tests' connections may take one before
+    /// SeaweedFS binds it).
     fn start() -> Self {
+        for _ in 1..3 {
+            if let Some(store) = Self::try_start() {
+                return store;
+            }
+        }
+        Self::try_start().expect("SeaweedFS started")
+    }
+
+    #[allow(clippy::zombie_processes)] // killed by its watchdog when this process exits
+    fn try_start() -> Option<Self> {
         require_tool("weed");
         let dir = tempfile::tempdir().expect("scratch directory");
         let identities = format!(
@@ -192,7 +204,19 @@ impl SeaweedFs {
             .spawn()
             .expect("start weed mini");
         kill_with_this_process(child.id(), Some(dir.path()));
-        wait_for_port(s3_port, "SeaweedFS", Some(&log));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_err() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Port allocation failed") || Instant::now() >= deadline {
+                eprintln!("SeaweedFS did not start on these ports, trying others:\n{text}");
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .arg(child.id().to_string())
+                    .status();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let store = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             log,
@@ -207,7 +231,7 @@ impl SeaweedFs {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-        store
+        Some(store)
     }
 
     fn try_create_bucket(&self, name: &str) -> Result<(), String> {
