@@ -31,6 +31,6 @@ pub use plugin::{PluginContext, PluginError, Plugins};
 pub use secret::Secret;
 pub use storage::{
     ByteStream, GetResult, Key, ListOptions, ListPage, ObjectMeta, PartInfo, PutMode, Storage,
-    StorageError, StorageExt,
+    StorageError, StorageExt, Within,
 };
 pub use upstream::{Upstream, UpstreamBlob, UpstreamError, UpstreamManifest};

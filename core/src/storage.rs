@@ -289,30 +289,50 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
 }
 
+/// A small object read whole by [`StorageExt::get_within`].
+#[derive(Debug)]
+pub enum Within {
+    Read {
+        meta: ObjectMeta,
+        bytes: Bytes,
+    },
+    /// The object is larger than the bound (nothing was kept of it).
+    TooLarge,
+}
+
 /// Conveniences over [`Storage`]; implemented for every backend, never by hand.
 #[async_trait]
 pub trait StorageExt: Storage {
     /// Reads a whole small object into memory, refusing objects larger than `max`.
     async fn get_bytes(&self, key: &Key, max: u64) -> Result<Bytes, StorageError> {
+        match self.get_within(key, max).await? {
+            Within::Read { bytes, .. } => Ok(bytes),
+            Within::TooLarge => Err(StorageError::Backend {
+                message: format!("object {key} is over {max} bytes"),
+                source: None,
+            }),
+        }
+    }
+
+    /// Reads a whole small object into memory with its metadata, or says it is larger than
+    /// `max` (for callers that treat an oversized object differently from a failing store).
+    async fn get_within(&self, key: &Key, max: u64) -> Result<Within, StorageError> {
         let mut got = self.get(key, None).await?;
         if got.meta.size > max {
-            return Err(StorageError::Backend {
-                message: format!("object {key} is {} bytes, over {max}", got.meta.size),
-                source: None,
-            });
+            return Ok(Within::TooLarge);
         }
         let mut buf = BytesMut::with_capacity(got.meta.size as usize);
         while let Some(chunk) = got.body.next().await {
             let chunk = chunk.map_err(|e| StorageError::backend(format!("reading {key}"), e))?;
             if (buf.len() + chunk.len()) as u64 > max {
-                return Err(StorageError::Backend {
-                    message: format!("object {key} grew over {max} bytes while reading"),
-                    source: None,
-                });
+                return Ok(Within::TooLarge);
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        Ok(Within::Read {
+            meta: got.meta,
+            bytes: buf.freeze(),
+        })
     }
 
     /// Writes a small object from memory.

@@ -3,9 +3,8 @@
 //! was accepted can always be read back with the same bound. Readers of many records skip one
 //! that cannot be read (with a log line) instead of failing for every caller.
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt as _;
-use oci_storage_core::{Key, Storage, StorageError};
+use bytes::Bytes;
+use oci_storage_core::{Key, Storage, StorageError, StorageExt, Within};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -89,26 +88,15 @@ impl RecordKind {
             key: key.to_string(),
             message,
         };
-        let mut got = match storage.get(key, None).await {
-            Ok(got) => got,
+        let bytes = match storage.get_within(key, self.max_bytes as u64).await {
+            Ok(Within::Read { bytes, .. }) => bytes,
+            Ok(Within::TooLarge) => {
+                return Err(unreadable(format!("over the limit of {}", self.max_bytes)));
+            }
             Err(StorageError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        if got.meta.size > self.max_bytes as u64 {
-            return Err(unreadable(format!(
-                "{} bytes, over the limit of {}",
-                got.meta.size, self.max_bytes
-            )));
-        }
-        let mut buf = BytesMut::with_capacity(got.meta.size as usize);
-        while let Some(chunk) = got.body.next().await {
-            let chunk = chunk.map_err(|e| StorageError::backend(format!("reading {key}"), e))?;
-            if buf.len() + chunk.len() > self.max_bytes {
-                return Err(unreadable(format!("over the limit of {}", self.max_bytes)));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&buf)
+        serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| unreadable(e.to_string()))
     }

@@ -6,7 +6,7 @@ use std::process::Command;
 use oci_storage_tests::layout::{self, OCI_INDEX};
 use oci_storage_tests::{PASSWORD, Server, USER, read, require_tool, run, run_ok, sha256};
 
-fn skopeo(server: &Server) -> Command {
+pub(crate) fn skopeo(server: &Server) -> Command {
     require_tool("skopeo");
     let auth = server.scratch("auth.json");
     if !auth.exists() {

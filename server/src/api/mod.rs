@@ -89,10 +89,16 @@ async fn limit_body<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Ok(problem::problem_response(poem::Error::from_string(
+        let mut resp = problem::problem_response(poem::Error::from_string(
             format!("the request body is over {MAX_BODY_BYTES} bytes"),
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-        )));
+        ));
+        // The body is not read, so the connection cannot carry another request.
+        resp.headers_mut().insert(
+            poem::http::header::CONNECTION,
+            poem::http::HeaderValue::from_static("close"),
+        );
+        return Ok(resp);
     }
     let mut seen = 0;
     let limited = req.take_body().into_bytes_stream().map(move |chunk| {

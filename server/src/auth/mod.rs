@@ -360,9 +360,9 @@ impl Access {
             (Caller::Token { .. }, None) => true,
             (Caller::User(principal), Some(repo)) => self.permits(Some(principal), repo, action),
             (Caller::Anonymous, Some(repo)) => self.permits(None, repo, action),
-            // With token authentication, callers without credentials are always sent to the
-            // realm first (as Distribution does), so that a login with a wrong password fails
-            // there instead of "succeeding" against an anonymous 200.
+            // The registry as a whole (`_catalog`; the `/v2/` ping is always challenged by
+            // the /v2 layer): with token authentication, callers without credentials are sent
+            // to the realm first, as Distribution does.
             (_, None) if self.tokens.is_some() => caller.identity().is_some(),
             (_, None) => caller.identity().is_some() || self.policy.anonymous_may_pull_somewhere(),
         };

@@ -17,6 +17,7 @@ use oci_storage_core::digest::{
 };
 use oci_storage_core::{
     ByteStream, Digest, DigestAlgorithm, Hasher, Key, PartInfo, PutMode, StorageError, StorageExt,
+    Within,
 };
 use serde::{Deserialize, Serialize};
 
@@ -285,8 +286,7 @@ impl Registry {
     /// too once as old (with a log line), so nothing under `uploads/` stays for ever.
     pub async fn expire_uploads(&self) -> Result<usize> {
         let now = SystemTime::now();
-        let mut sessions: std::collections::BTreeMap<String, (bool, Vec<Key>, bool)> =
-            Default::default();
+        let mut sessions: std::collections::BTreeMap<String, SessionKeys> = Default::default();
         for meta in self
             .storage
             .list_all(layout::UPLOADS_PREFIX)
@@ -306,19 +306,20 @@ impl Registry {
                 .and_then(|t| now.duration_since(t).ok())
                 .unwrap_or_default()
                 >= self.settings.upload_expiry;
-            let entry = sessions
-                .entry(id.to_owned())
-                .or_insert((true, Vec::new(), false));
-            entry.0 &= old;
-            entry.2 |= name == "state.json";
-            entry.1.push(meta.key.clone());
+            let session = sessions.entry(id.to_owned()).or_insert(SessionKeys {
+                all_expired: true,
+                ..SessionKeys::default()
+            });
+            session.all_expired &= old;
+            session.has_state |= name == "state.json";
+            session.keys.push(meta.key.clone());
         }
         let mut expired = 0;
-        for (id, (all_old, keys, has_state)) in sessions {
-            if !all_old {
+        for (id, session) in sessions {
+            if !session.all_expired {
                 continue;
             }
-            if has_state {
+            if session.has_state {
                 match self.load_state(&id).await {
                     Ok((state, _)) => {
                         self.end_session(&id, &state).await;
@@ -331,7 +332,7 @@ impl Registry {
                     }
                 }
             }
-            for key in keys {
+            for key in session.keys {
                 if let Err(e) = self.storage.delete(&key).await {
                     tracing::warn!(error = %e, upload = %id, "could not discard upload session");
                 }
@@ -346,26 +347,20 @@ impl Registry {
         let key = layout::upload_state(id);
         // The version must describe the bytes read: head first could race a writer, so the
         // object is read once and its version taken from that read.
-        let mut got = match self.storage.get(&key, None).await {
-            Ok(got) => got,
+        let (meta, bytes) = match self.storage.get_within(&key, MAX_STATE_BYTES).await {
+            Ok(Within::Read { meta, bytes }) => (meta, bytes),
+            Ok(Within::TooLarge) => {
+                return Err(RegistryError::internal(
+                    "reading an upload session",
+                    format!("state object is over {MAX_STATE_BYTES} bytes"),
+                ));
+            }
             Err(StorageError::NotFound { .. }) => return Err(upload_unknown()),
             Err(e) => return Err(storage("reading an upload session")(e)),
         };
-        if got.meta.size > MAX_STATE_BYTES {
-            return Err(RegistryError::internal(
-                "reading an upload session",
-                format!("state object is {} bytes", got.meta.size),
-            ));
-        }
-        let mut buf = Vec::with_capacity(got.meta.size as usize);
-        while let Some(chunk) = got.body.next().await {
-            buf.extend_from_slice(
-                &chunk.map_err(|e| RegistryError::internal("reading an upload session", e))?,
-            );
-        }
-        let state: UploadState = serde_json::from_slice(&buf)
+        let state: UploadState = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::internal("decoding an upload session", e))?;
-        Ok((state, got.meta.version.unwrap_or_default()))
+        Ok((state, meta.version.unwrap_or_default()))
     }
 
     async fn read_state(&self, repo: &RepoName, id: &str) -> Result<(UploadState, String)> {
@@ -587,6 +582,15 @@ impl Registry {
             }
         }
     }
+}
+
+/// The keys of one upload session under `uploads/<id>/`, as the expiry pass finds them.
+#[derive(Debug, Default)]
+struct SessionKeys {
+    /// Every key is older than the upload expiry.
+    all_expired: bool,
+    has_state: bool,
+    keys: Vec<Key>,
 }
 
 fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {

@@ -4,7 +4,7 @@
 //! form without its token reaches the token check and is refused there.
 
 use poem::http::{StatusCode, header};
-use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
+use poem::{FromRequest, Request, RequestBody, Response};
 use serde::de::DeserializeOwned;
 
 /// Largest form body accepted (login: username, password and token; retag: a few names).
@@ -35,10 +35,11 @@ impl<'a, T: DeserializeOwned> FromRequest<'a> for PostedForm<T> {
     }
 }
 
+/// 413; the rest of the body is not read, so the connection cannot carry another request.
 fn too_large() -> Response {
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "This form is larger than any form of this site.",
-    )
-        .into_response()
+    Response::builder()
+        .status(StatusCode::PAYLOAD_TOO_LARGE)
+        .header(header::CONNECTION, "close")
+        .content_type("text/plain; charset=utf-8")
+        .body("This form is larger than any form of this site.")
 }

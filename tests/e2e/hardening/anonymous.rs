@@ -2,8 +2,6 @@
 //! callers without credentials, so pushes with skopeo and helm work, a wrong password fails at
 //! login, and anonymous pulls keep working without any.
 
-use std::process::Command;
-
 use oci_storage_tests::layout;
 use oci_storage_tests::{PASSWORD, Server, USER, helm_env, read, require_tool, run, run_ok};
 
@@ -13,17 +11,6 @@ fn anonymous_pull_server() -> Server {
         oci_storage_tests::default_config()
     );
     Server::start_with(crate::BIN, &config, &[])
-}
-
-fn skopeo(server: &Server) -> Command {
-    require_tool("skopeo");
-    let auth = server.scratch("auth.json");
-    if !auth.exists() {
-        std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    }
-    let mut cmd = Command::new("skopeo");
-    cmd.env("REGISTRY_AUTH_FILE", &auth);
-    cmd
 }
 
 #[test]
@@ -36,7 +23,7 @@ fn skopeo_pushes_with_credentials_and_pulls_without_when_anonymous_pull_is_on() 
     let src = server.scratch("src");
     let image = layout::single_image(&src, "1.0", &[1024, 200_000]);
     let dest = format!("docker://{}/apps/web:1.0", server.host);
-    run_ok(skopeo(&server).args([
+    run_ok(crate::skopeo::skopeo(&server).args([
         "copy",
         "--dest-tls-verify=false",
         "--dest-creds",
@@ -44,20 +31,25 @@ fn skopeo_pushes_with_credentials_and_pulls_without_when_anonymous_pull_is_on() 
         &format!("oci:{}:1.0", src.display()),
         &dest,
     ]));
-    let raw = run_ok(skopeo(&server).args(["inspect", "--raw", "--tls-verify=false", &dest]));
+    let raw = run_ok(crate::skopeo::skopeo(&server).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &dest,
+    ]));
     assert_eq!(
         oci_storage_tests::sha256(raw.as_bytes()),
         image.manifest.digest
     );
     let copy = server.scratch("copy");
-    run_ok(skopeo(&server).args([
+    run_ok(crate::skopeo::skopeo(&server).args([
         "copy",
         "--src-tls-verify=false",
         &dest,
         &format!("oci:{}:1.0", copy.display()),
     ]));
     // Without credentials nothing can be pushed.
-    let out = run(skopeo(&server).args([
+    let out = run(crate::skopeo::skopeo(&server).args([
         "copy",
         "--dest-tls-verify=false",
         &format!("oci:{}:1.0", src.display()),

@@ -31,39 +31,37 @@ fn forms_without_a_token_get_403_and_huge_forms_413_without_being_read() {
 
     // A 64 MiB login form: refused from its declared length, before the body is read.
     let started = Instant::now();
-    let mut socket = TcpStream::connect(&server.host).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        socket,
-        "POST /ui/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\nusername=",
-        server.host,
-        64 * 1024 * 1024
-    )
-    .unwrap();
-    let mut answer = [0u8; 64];
-    let n = socket.read(&mut answer).unwrap();
-    let status_line = String::from_utf8_lossy(&answer[..n]);
-    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    let status = answer_to_login_post(
+        &server.host,
+        &format!("Content-Length: {}", 64 * 1024 * 1024),
+        &["username=".to_owned()],
+    );
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The same without a declared length (chunked): cut off at the bound.
-    let mut socket = TcpStream::connect(&server.host).unwrap();
+    let chunk = format!("2000\r\n{}\r\n", "a".repeat(0x2000));
+    let status = answer_to_login_post(&server.host, "Transfer-Encoding: chunked", &vec![chunk; 8]);
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+}
+
+/// The first bytes of the answer to a raw `POST /ui/login` with `framing` (a length or chunked
+/// header) and `parts` of body, written while the server may already have answered.
+fn answer_to_login_post(host: &str, framing: &str, parts: &[String]) -> String {
+    let mut socket = TcpStream::connect(host).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         socket,
-        "POST /ui/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
-        server.host
+        "POST /ui/login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n"
     )
     .unwrap();
-    for _ in 0..8 {
+    for part in parts {
         // The server may answer and stop reading before all of it is written.
-        let _ = write!(socket, "2000\r\n{}\r\n", "a".repeat(0x2000));
+        let _ = socket.write_all(part.as_bytes());
     }
+    let mut answer = [0u8; 64];
     let n = socket.read(&mut answer).unwrap();
-    let status_line = String::from_utf8_lossy(&answer[..n]);
-    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
 }
