@@ -281,6 +281,9 @@ pub fn content_mismatch(err: &std::io::Error) -> Option<&ContentMismatch> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;

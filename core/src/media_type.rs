@@ -16,6 +16,9 @@ pub fn is_media_type(s: &str) -> bool {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -444,6 +444,9 @@ mod tests {
     use super::*;
 
     #[test]
+#[cfg(test)]
+mod proptests;
+
     fn basic_header() {
         let c = parse_basic("Basic dXNlcjpwYTpzcw==").unwrap();
         assert_eq!(c.username, "user");

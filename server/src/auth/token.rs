@@ -246,6 +246,9 @@ async fn stored_key(storage: &dyn Storage) -> anyhow::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -233,6 +233,9 @@ fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -414,7 +414,7 @@ async fn visible_catalog(
 
 /// Reads an upload chunk's declared position and length; `range_required` is false for the
 /// last chunk of a PUT.
-fn chunk_of(req: &Request, body: Body, patch: bool) -> Result<UploadChunk> {
+pub(super) fn chunk_of(req: &Request, body: Body, patch: bool) -> Result<UploadChunk> {
     let content_range = req
         .headers()
         .get(header::CONTENT_RANGE)

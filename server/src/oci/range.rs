@@ -8,6 +8,7 @@ use std::ops::Range;
 pub enum RangeRequest {
     /// No usable range: serve the whole object.
     Whole,
+    /// A non-empty range inside the object.
     Partial(Range<u64>),
     /// The range lies outside the object: answer 416.
     Unsatisfiable,
@@ -31,6 +32,10 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
         };
         if suffix == 0 {
             return RangeRequest::Unsatisfiable;
+        }
+        if size == 0 {
+            // An empty blob has no part to send: `bytes 0-0/0` would claim a byte it lacks.
+            return RangeRequest::Whole;
         }
         size.saturating_sub(suffix)..size
     } else {
@@ -67,6 +72,9 @@ pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
     let len = end.checked_sub(start)?.checked_add(1)?;
     Some((start, len))
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

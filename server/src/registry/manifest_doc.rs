@@ -230,6 +230,9 @@ pub struct ReferrerDescriptor {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

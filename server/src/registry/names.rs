@@ -118,6 +118,9 @@ impl fmt::Display for Reference {
 }
 
 #[cfg(test)]
+pub(crate) mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -94,6 +94,9 @@ impl<'de> Visitor<'de> for Checked {
 }
 
 #[cfg(test)]
+pub(super) mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
