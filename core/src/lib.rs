@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod bounded_cache;
 pub mod chunks;
 pub mod digest;
 pub mod media_type;

@@ -10,8 +10,14 @@ use clap::{Parser, Subcommand};
 /// seconds. glibc's malloc kept what threads freed (a flood of logins, each check holding
 /// 19 MiB, left the process at 400 MiB for good) and mimalloc kept it until the same thread
 /// allocated again; figures in docs/BENCHMARKS.md (Memory).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Only for comparing allocators (`scripts/soak.sh --allocator mimalloc`).
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +46,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "jemalloc")]
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         eprintln!(
             "warning: jemalloc's background thread did not start ({e}); freed memory is returned more slowly"

@@ -33,6 +33,10 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    let requested = match requested_scopes(&pairs) {
+        Ok(scopes) => scopes,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+    };
     let form_credentials = if req.method() == poem::http::Method::POST {
         let Ok(form) = body.into_bytes_limit(64 * 1024).await else {
             return problem(StatusCode::BAD_REQUEST, "unreadable form");
@@ -105,10 +109,8 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
     {
         slot.set(&user.identity.username);
     }
-    let grants = pairs
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').filter_map(parse_scope).collect::<Vec<_>>())
+    let grants = requested
+        .into_iter()
         .filter_map(|scope| grant(access, who.as_ref(), scope))
         .collect();
     match tokens.issue(who.as_ref().map(|p| &p.identity), grants) {
@@ -122,6 +124,38 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
             problem(StatusCode::INTERNAL_SERVER_ERROR, "could not issue a token")
         }
     }
+}
+
+/// Most distinct resources in one token request: a pull or push asks for one to three (source
+/// repositories of cross-repository mounts); the token, and the header carrying it on every
+/// request, grow with each.
+const MAX_SCOPES: usize = 32;
+
+/// The scopes of a request's `scope` parameters (each may hold several, space-separated), with
+/// repeated resources merged into one and their actions deduplicated.
+fn requested_scopes(pairs: &[(String, String)]) -> Result<Vec<Grant>, String> {
+    let mut merged: Vec<Grant> = Vec::new();
+    let scopes = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').filter_map(parse_scope));
+    for scope in scopes {
+        let known = merged
+            .iter()
+            .position(|g| g.kind == scope.kind && g.name == scope.name);
+        match known {
+            Some(i) => merged[i].actions.extend(scope.actions),
+            None if merged.len() == MAX_SCOPES => {
+                return Err(format!("too many scopes (at most {MAX_SCOPES})"));
+            }
+            None => merged.push(scope),
+        }
+    }
+    for grant in &mut merged {
+        grant.actions.sort();
+        grant.actions.dedup();
+    }
+    Ok(merged)
 }
 
 /// What of a requested scope the caller gets (`None`: nothing).
@@ -158,4 +192,42 @@ fn problem(status: StatusCode, message: &str) -> Response {
             serde_json::json!({ "errors": [{ "code": "UNSUPPORTED", "message": message }] })
                 .to_string(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(values: &[&str]) -> Result<Vec<Grant>, String> {
+        let pairs: Vec<_> = values
+            .iter()
+            .map(|v| ("scope".to_owned(), (*v).to_owned()))
+            .collect();
+        requested_scopes(&pairs)
+    }
+
+    #[test]
+    fn repeated_resources_merge_into_one_grant() {
+        let got = scopes(&[
+            "repository:a/b:pull",
+            "repository:a/b:push,pull repository:c:pull",
+            "repository:a/b:pull",
+        ])
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].actions, ["pull", "push"]);
+        assert_eq!(got[1].name, "c");
+    }
+
+    #[test]
+    fn too_many_distinct_resources_are_refused() {
+        let many: Vec<String> = (0..=MAX_SCOPES)
+            .map(|i| format!("repository:r{i}:pull"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(scopes(&many[..MAX_SCOPES]).is_ok());
+        assert!(scopes(&many).unwrap_err().contains("too many scopes"));
+        let repeated = vec!["repository:same:pull"; 1000];
+        assert_eq!(scopes(&repeated).unwrap().len(), 1);
+    }
 }

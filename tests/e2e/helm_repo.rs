@@ -725,3 +725,46 @@ fn chartmuseum_uploads_need_push_rights_on_the_target_repository() {
         "the admin may"
     );
 }
+
+/// A ChartMuseum upload form is bounded as a whole (fields, bytes), and a form that does not
+/// parse is refused, never half-read and acted on.
+#[test]
+fn chartmuseum_forms_are_bounded_and_must_parse() {
+    let server = super::server();
+    let client = server.client();
+    let form = |fields: &[(&str, &str)], closed: bool| {
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--B\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        if closed {
+            body.push_str("--B--\r\n");
+        }
+        body.into_bytes()
+    };
+    let post = |body: Vec<u8>| {
+        upload(
+            &client,
+            &server,
+            "/api/charts",
+            body,
+            "multipart/form-data; boundary=B",
+        )
+    };
+
+    let many: Vec<(&str, &str)> = (0..9).map(|_| ("note", "x")).collect();
+    let (status, body) = post(form(&many, true));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("more than 8 fields"), "{body}");
+
+    // A form cut off in the middle of its chart field.
+    let (status, body) = post(form(&[("note", "x"), ("chart", "not a chart")], false));
+    assert_eq!(status, 400, "{body}");
+
+    // A well-formed form with a few extra fields still reaches the chart check.
+    let (status, body) = post(form(&[("note", "x"), ("chart", "not a chart")], true));
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.to_string().contains("multipart"), "{body}");
+}

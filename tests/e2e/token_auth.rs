@@ -265,6 +265,23 @@ fn grants_are_intersected_and_tokens_checked() {
         202
     );
 
+    // A resource named again merges into one grant; a request naming more resources than
+    // any client needs (the token would grow with each) is refused.
+    let (_, merged) = token(
+        &client,
+        &server,
+        Some("alice"),
+        &[
+            "repository:team/app:pull",
+            "repository:team/app:push,pull repository:team/app:pull",
+        ],
+    );
+    assert_eq!(access(&merged.unwrap()), access(&alice));
+    let many: Vec<String> = (0..33).map(|i| format!("repository:r{i}:pull")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(token(&client, &server, Some("alice"), &many[..32]).0, 200);
+    assert_eq!(token(&client, &server, Some("alice"), &many).0, 400);
+
     // A partial grant is not an error: bob asked for push, gets pull only.
     let (status, bob) = token(
         &client,

@@ -15,14 +15,13 @@ use oci_storage_core::{
     PluginError, PutMode, Storage, StorageError,
 };
 use serde::Deserialize;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 mod listing;
 mod multipart;
+mod read;
 mod sweep;
 
-/// Reads are streamed in chunks of this size.
-const READ_CHUNK: usize = 1024 * 1024;
 /// Writes are buffered up to this size before each system call.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Hidden directory under the root holding multipart uploads.
@@ -273,7 +272,7 @@ impl Storage for FsStorage {
 
     async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<GetResult, StorageError> {
         let path = self.path(key);
-        let mut file = tokio::fs::File::open(&path)
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| not_found_or(key, &path, e))?;
         let m = file.metadata().await.map_err(|e| io_error(&path, e))?;
@@ -290,19 +289,8 @@ impl Storage for FsStorage {
                 start..r.end.clamp(start, meta.size)
             }
         };
-        if range.start > 0 {
-            file.seek(std::io::SeekFrom::Start(range.start))
-                .await
-                .map_err(|e| io_error(&path, e))?;
-        }
-        use tokio::io::AsyncReadExt;
-        let reader = file.take(range.end - range.start);
-        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
-        Ok(GetResult {
-            meta,
-            range,
-            body: Box::pin(body),
-        })
+        let body = read::read_range(file.into_std().await, range.clone());
+        Ok(GetResult { meta, range, body })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {

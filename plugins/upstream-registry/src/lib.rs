@@ -6,14 +6,14 @@
 
 mod challenge;
 
-use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use oci_storage_core::bounded_cache::{BoundedCache, Sharding, bounded_cache};
 use oci_storage_core::media_type::is_media_type;
 use oci_storage_core::upstream::MAX_MANIFEST_BYTES;
 use oci_storage_core::{
@@ -57,13 +57,17 @@ pub async fn factory(
         .map_err(|e| PluginError::Init(e.to_string()))
 }
 
+/// Bytes of bearer tokens kept (a Docker Hub token is about 1.5 KiB).
+const TOKEN_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// A remote registry.
 pub struct RegistryUpstream {
     config: UpstreamConfig,
     base: String,
     http: reqwest::Client,
-    /// Bearer tokens by scope, with their expiry.
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// Bearer tokens by scope, with their expiry. Scopes name repositories clients ask for,
+    /// so the cache is bounded by bytes.
+    tokens: BoundedCache<String, (String, Instant)>,
 }
 
 impl std::fmt::Debug for RegistryUpstream {
@@ -100,7 +104,7 @@ impl RegistryUpstream {
             base: config.url.trim_end_matches('/').to_owned(),
             config,
             http,
-            tokens: Mutex::default(),
+            tokens: bounded_cache(TOKEN_CACHE_BYTES, 2048, Sharding::Sharded),
         })
     }
 
@@ -183,8 +187,7 @@ impl RegistryUpstream {
     }
 
     fn cached_token(&self, scope: &str) -> Option<String> {
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
+        self.tokens
             .get(scope)
             .filter(|(_, expires)| *expires > Instant::now())
             .map(|(t, _)| t.clone())
@@ -237,8 +240,6 @@ impl RegistryUpstream {
         let lifetime =
             Duration::from_secs(answer.expires_in.unwrap_or(60).saturating_sub(5).max(1));
         self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(scope.to_owned(), (token.clone(), Instant::now() + lifetime));
         Ok(token)
     }

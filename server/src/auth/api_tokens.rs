@@ -45,6 +45,18 @@ pub struct ApiTokenRecord {
     pub last_used_at: Option<u64>,
 }
 
+impl oci_storage_core::bounded_cache::Footprint for ApiTokenRecord {
+    fn footprint(&self) -> usize {
+        self.id.len()
+            + self.owner.len()
+            + self.name.len()
+            + self.secret_sha256.len()
+            + self.repositories.footprint()
+            + self.groups.footprint()
+            + self.actions.len() * std::mem::size_of::<RuleAction>()
+    }
+}
+
 impl ApiTokenRecord {
     /// Whether the token's own scope covers `action` on `repository` (the owner's permissions
     /// apply on top).

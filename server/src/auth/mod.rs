@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use oci_storage_core::bounded_cache::{BoundedCache, Footprint, Sharding, bounded_cache};
 use oci_storage_core::{Authenticator, Credentials, Identity, Secret};
 use sha2::{Digest as _, Sha256};
 
@@ -29,8 +30,8 @@ use token::{Claims, TokenService};
 
 /// How long a successful credential check is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(60);
-/// Most cached successful checks.
-const CACHE_MAX: usize = 10_000;
+/// Bytes of cached successful checks (thousands of principals).
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest username and password accepted in Basic credentials (bcrypt reads 72 bytes,
 /// API tokens are 40-odd characters): longer ones are refused before anything is hashed or
 /// remembered.
@@ -103,7 +104,7 @@ pub struct Access {
     limiter: LoginLimiter,
     gate: HashGate,
     /// sha256(username NUL password) → principal and expiry; never the password itself.
-    cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    cache: BoundedCache<[u8; 32], (Principal, Instant)>,
     /// Checks in progress by the same fingerprint: identical credentials arriving together
     /// (a client's parallel requests) share one check.
     checking: Mutex<HashMap<[u8; 32], Arc<CheckResult>>>,
@@ -128,7 +129,7 @@ impl Access {
             policy,
             limiter,
             gate,
-            cache: Mutex::new(HashMap::new()),
+            cache: bounded_cache(CACHE_BYTES, 512, Sharding::Sharded),
             checking: Mutex::new(HashMap::new()),
         }
     }
@@ -333,8 +334,8 @@ impl Access {
 
     /// Forgets cached logins made with an API token (after it was revoked).
     pub fn forget_api_token(&self, id: &str) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, (p, _)| p.api_token.as_ref().is_none_or(|t| t.id != id));
+        self.cache
+            .retain(|_, (p, _)| p.api_token.as_ref().is_none_or(|t| t.id != id));
     }
 
     /// Whether a principal (None: anonymous) may perform `action` on `repository`: the
@@ -386,22 +387,26 @@ impl Access {
     }
 
     fn cached(&self, fingerprint: &[u8; 32]) -> Option<Principal> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
+        self.cache
             .get(fingerprint)
             .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(principal, _)| principal.clone())
+            .map(|(principal, _)| principal)
     }
 
     fn remember(&self, fingerprint: [u8; 32], principal: Principal) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if cache.len() >= CACHE_MAX {
-            cache.retain(|_, (_, expires)| *expires > now);
-        }
-        if cache.len() < CACHE_MAX {
-            cache.insert(fingerprint, (principal, now + CACHE_TTL));
-        }
+        self.cache
+            .insert(fingerprint, (principal, Instant::now() + CACHE_TTL));
+    }
+}
+
+impl Footprint for Principal {
+    fn footprint(&self) -> usize {
+        let identity = self.identity.username.len() + self.identity.groups.footprint();
+        identity
+            + self
+                .api_token
+                .as_deref()
+                .map_or(0, ApiTokenRecord::footprint)
     }
 }
 
@@ -440,13 +445,13 @@ fn parse_basic(header: &str) -> Option<Credentials> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-#[cfg(test)]
-mod proptests;
-
     fn basic_header() {
         let c = parse_basic("Basic dXNlcjpwYTpzcw==").unwrap();
         assert_eq!(c.username, "user");

@@ -233,6 +233,11 @@ async fn delete(
     }
 }
 
+/// Most fields read from an upload form (ChartMuseum's clients send one or two).
+const MAX_MULTIPART_FIELDS: usize = 8;
+/// Bytes a form may hold beyond the chart size limit (provenance file, other fields).
+const MULTIPART_EXTRA_BYTES: usize = 1024 * 1024;
+
 /// Reads an upload: a multipart form (`chart`, `prov`) or a raw body.
 async fn read_upload(
     req: &Request,
@@ -266,32 +271,43 @@ async fn read_upload(
                 &format!("invalid multipart form: {e}"),
             )
         })?;
+    let invalid = |e: &dyn std::fmt::Display| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid multipart form: {e}"),
+        )
+    };
+    // The whole form is bounded, not only each field: a chart, its provenance file (a few
+    // KiB) and a handful of other fields that are read and ignored.
+    let mut left = limit + MULTIPART_EXTRA_BYTES;
     let (mut chart, mut prov) = (None, None);
-    while let Ok(Some(field)) = form.next_field().await {
+    for _ in 0..=MAX_MULTIPART_FIELDS {
+        let Some(field) = form.next_field().await.map_err(|e| invalid(&e))? else {
+            return Ok((chart, prov));
+        };
         let name = field.name().map(str::to_owned);
         let mut data = Vec::new();
         let mut reader = field.into_async_read();
         use tokio::io::AsyncReadExt;
         let read = (&mut reader)
-            .take(limit as u64 + 1)
+            .take(left.min(limit) as u64 + 1)
             .read_to_end(&mut data)
             .await
-            .map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid multipart form: {e}"),
-                )
-            })?;
-        if read > limit {
+            .map_err(|e| invalid(&e))?;
+        if read > left.min(limit) {
             return Err(too_large());
         }
+        left -= read;
         match name.as_deref() {
             Some("chart") => chart = Some(Bytes::from(data)),
             Some("prov") => prov = Some(Bytes::from(data)),
             _ => {}
         }
     }
-    Ok((chart, prov))
+    Err(error(
+        StatusCode::BAD_REQUEST,
+        &format!("invalid multipart form: more than {MAX_MULTIPART_FIELDS} fields"),
+    ))
 }
 
 async fn upload(

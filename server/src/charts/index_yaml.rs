@@ -2,9 +2,10 @@
 //! newest version first per chart, with a render cache keyed by the index generation so that
 //! repeated fetches of a large index cost a lookup.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use oci_storage_core::bounded_cache::{BoundedCache, Footprint, Sharding, bounded_cache};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -100,9 +101,35 @@ pub fn render(
 /// A rendered index and the generation it was rendered for.
 type CachedRender = (u64, Arc<Rendered>);
 
-/// Rendered indexes by (namespace, format), valid for one index generation.
-#[derive(Debug, Default)]
-pub struct RenderCache(Mutex<HashMap<(String, Format), CachedRender>>);
+/// Bytes of rendered indexes kept: a repository of thousands of chart versions renders to a
+/// few MiB, and rendering it again costs far more than keeping it.
+const RENDER_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+impl Footprint for Rendered {
+    fn footprint(&self) -> usize {
+        self.body.len() + self.etag.len()
+    }
+}
+
+impl Footprint for Format {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+/// Rendered indexes by (namespace, format), valid for one index generation; bounded by bytes.
+#[derive(Debug)]
+pub struct RenderCache(BoundedCache<(String, Format), CachedRender>);
+
+impl Default for RenderCache {
+    fn default() -> Self {
+        Self(bounded_cache(
+            RENDER_CACHE_BYTES,
+            256 * 1024,
+            Sharding::OneShard,
+        ))
+    }
+}
 
 impl RenderCache {
     pub fn get_or_render(
@@ -113,18 +140,13 @@ impl RenderCache {
         render: impl FnOnce() -> Rendered,
     ) -> Arc<Rendered> {
         let key = (namespace.to_owned(), format);
-        if let Some((generation_seen, rendered)) =
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-            && *generation_seen == generation
+        if let Some((generation_seen, rendered)) = self.0.get(&key)
+            && generation_seen == generation
         {
-            return rendered.clone();
+            return rendered;
         }
         let rendered = Arc::new(render());
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 1000 {
-            cache.clear();
-        }
-        cache.insert(key, (generation, rendered.clone()));
+        self.0.insert(key, (generation, rendered.clone()));
         rendered
     }
 }

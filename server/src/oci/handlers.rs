@@ -22,6 +22,9 @@ type Result<T> = std::result::Result<T, RegistryError>;
 pub async fn dispatch(
     state: &AppState,
     req: &Request,
+/// Most distinct `?tag=` values on one manifest push (OCI 1.1 lets a push name several tags).
+const MAX_TAGS_PER_PUSH: usize = 64;
+
     body: Body,
     endpoint: OciEndpoint,
     caller: &Caller,
@@ -204,12 +207,22 @@ async fn put_manifest(
         bytes.extend_from_slice(&chunk);
     }
     let bytes = bytes.freeze();
-    let mut extra_tags = Vec::new();
+    let mut extra_tags: Vec<Tag> = Vec::new();
     for value in query.all("tag") {
-        extra_tags.push(Tag::parse(value).ok_or_else(|| {
+        let tag = Tag::parse(value).ok_or_else(|| {
             RegistryError::new(ErrorCode::ManifestInvalid, "invalid tag")
                 .with_detail(serde_json::json!({ "tag": value }))
-        })?);
+        })?;
+        if !extra_tags.contains(&tag) {
+            extra_tags.push(tag);
+        }
+        // Each tag is a write; a query of thousands would turn one request into thousands.
+        if extra_tags.len() > MAX_TAGS_PER_PUSH {
+            return Err(RegistryError::new(
+                ErrorCode::ManifestInvalid,
+                format!("too many tags in one push (at most {MAX_TAGS_PER_PUSH})"),
+            ));
+        }
     }
     let content_type = req
         .headers()

@@ -63,12 +63,20 @@ impl BlobCache {
         }
     }
 
-    /// Learns what is cached from storage (once, lazily; startup does not wait for it).
+    /// Learns what is cached from storage (once it succeeds, lazily; startup does not wait).
     pub async fn load(&self, storage: &dyn Storage) {
         if self.state.lock().unwrap_or_else(|p| p.into_inner()).loaded {
             return;
         }
-        let listed = storage.list_all(PREFIX).await.unwrap_or_default();
+        let listed = match storage.list_all(PREFIX).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                // Not marked loaded: the next call tries again, rather than under-counting
+                // the cache (and never evicting what it holds) until a restart.
+                tracing::warn!(error = %e, "could not list the proxy cache; will retry");
+                return;
+            }
+        };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.loaded {
             return;

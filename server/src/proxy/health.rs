@@ -2,6 +2,7 @@
 //! circuit breaker (after repeated failures the upstream is not contacted for a while, so
 //! cached content is served at once instead of after timeouts), and briefly cached 404s.
 
+use oci_storage_core::bounded_cache::{BoundedCache, Sharding, bounded_cache};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,12 +46,26 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
+/// Bytes of remembered "not found" answers: names come from clients, so bounded by bytes.
+const NOT_FOUND_BYTES: u64 = 2 * 1024 * 1024;
+
 /// Health and statistics of every upstream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Health {
     stats: Mutex<HashMap<String, std::sync::Arc<Stats>>>,
     breakers: Mutex<HashMap<String, Breaker>>,
-    not_found: Mutex<HashMap<(String, String, String), Instant>>,
+    /// Until when (upstream, repository, reference) is known not to exist.
+    not_found: BoundedCache<(String, String, String), Instant>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            stats: Mutex::default(),
+            breakers: Mutex::default(),
+            not_found: bounded_cache(NOT_FOUND_BYTES, 256, Sharding::Sharded),
+        }
+    }
 }
 
 impl Health {
@@ -91,19 +106,15 @@ impl Health {
     }
 
     pub fn remember_not_found(&self, upstream: &str, repo: &str, reference: &str) {
-        let mut map = self.not_found.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, until| *until > Instant::now());
-        }
-        map.insert(
+        self.not_found.insert(
             (upstream.to_owned(), repo.to_owned(), reference.to_owned()),
             Instant::now() + NOT_FOUND_FOR,
         );
     }
 
     pub fn known_not_found(&self, upstream: &str, repo: &str, reference: &str) -> bool {
-        let map = self.not_found.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(upstream.to_owned(), repo.to_owned(), reference.to_owned()))
-            .is_some_and(|until| *until > Instant::now())
+        self.not_found
+            .get(&(upstream.to_owned(), repo.to_owned(), reference.to_owned()))
+            .is_some_and(|until| until > Instant::now())
     }
 }

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oci_storage_core::bounded_cache::{BoundedCache, Sharding, bounded_cache};
 use oci_storage_core::{Digest, Upstream, UpstreamError};
 use tokio::sync::Semaphore;
 
@@ -51,6 +52,9 @@ pub const ACCEPT: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// Bytes of tag confirmation times kept (tens of thousands of tags).
+const VALIDATED_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The proxy.
 #[derive(Debug)]
 pub struct Proxy {
@@ -58,7 +62,7 @@ pub struct Proxy {
     registry: Registry,
     tag_ttl: Duration,
     /// When each cached tag was last confirmed upstream.
-    validated: Mutex<HashMap<(String, String), Instant>>,
+    validated: BoundedCache<(String, String), Instant>,
     downloads: Arc<Semaphore>,
     /// Blob fetches under way, by digest: late requests wait for them.
     inflight: Mutex<HashMap<Digest, Arc<Download>>>,
@@ -106,7 +110,7 @@ impl Proxy {
             upstreams,
             registry,
             tag_ttl,
-            validated: Mutex::default(),
+            validated: bounded_cache(VALIDATED_BYTES, 256, Sharding::Sharded),
             downloads: Arc::new(Semaphore::new(max_downloads.max(1))),
             inflight: Mutex::default(),
             health: health::Health::default(),
@@ -237,8 +241,6 @@ impl Proxy {
                 let key = (target.local.to_string(), tag.to_string());
                 let fresh = self
                     .validated
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
                     .get(&key)
                     .is_some_and(|at| at.elapsed() < self.tag_ttl);
                 if let (Some(_), true) = (&cached, fresh) {
@@ -263,10 +265,7 @@ impl Proxy {
                         };
                     }
                 };
-                self.validated
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, Instant::now());
+                self.validated.insert(key, Instant::now());
                 let digest_ref = Reference::Digest(current.digest.clone());
                 if let Ok(have) = self.registry.get_manifest(&target.local, &digest_ref).await {
                     Stats::add(&stats.manifest_hits, 1);

@@ -571,11 +571,32 @@ fn multi_tag_push() {
             &format!("/v2/multi/manifests/{digest}?tag=ok&tag=-bad"),
         )
         .header("content-type", OCI_MANIFEST)
-        .body(bytes)
+        .body(bytes.clone())
         .send()
         .unwrap();
     assert_eq!(resp.status(), 400, "{}", text(resp));
     assert_error(reg.get("/v2/multi/manifests/ok"), 404, "MANIFEST_UNKNOWN");
+
+    // Each tag is a write: one push names at most 64 distinct tags (repeats count once).
+    let put_tags = |tags: &[String]| {
+        let query: Vec<String> = tags.iter().map(|t| format!("tag={t}")).collect();
+        reg.req(
+            Method::PUT,
+            &format!("/v2/multi/manifests/{digest}?{}", query.join("&")),
+        )
+        .header("content-type", OCI_MANIFEST)
+        .body(bytes.clone())
+        .send()
+        .unwrap()
+    };
+    let mut tags: Vec<String> = (0..64).map(|i| format!("t{i}")).collect();
+    tags.extend(std::iter::repeat_n("t0".to_owned(), 500));
+    let resp = put_tags(&tags);
+    assert_eq!(resp.status(), 201, "{}", text(resp));
+    tags.push("t64".to_owned());
+    let body = assert_error(put_tags(&tags), 400, "MANIFEST_INVALID");
+    assert!(body.to_string().contains("at most 64"), "{body}");
+    assert_error(reg.get("/v2/multi/manifests/t64"), 404, "MANIFEST_UNKNOWN");
 }
 
 #[test]
