@@ -33,10 +33,6 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let requested = match requested_scopes(&pairs) {
-        Ok(scopes) => scopes,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
-    };
     let form_credentials = if req.method() == poem::http::Method::POST {
         let Ok(form) = body.into_bytes_limit(64 * 1024).await else {
             return problem(StatusCode::BAD_REQUEST, "unreadable form");
@@ -70,6 +66,11 @@ pub async fn token(req: &Request, body: Body, Data(state): Data<&Arc<AppState>>)
         }
     } else {
         None
+    };
+    // After the form: a POST carries its scopes there. Before any password is checked.
+    let requested = match requested_scopes(&pairs) {
+        Ok(scopes) => scopes,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
     };
     let authorization = form_credentials.or_else(|| {
         req.headers()
