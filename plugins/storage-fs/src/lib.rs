@@ -9,21 +9,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use oci_storage_core::{
     ByteStream, GetResult, Key, ListOptions, ListPage, ObjectMeta, PartInfo, PluginContext,
     PluginError, PutMode, Storage, StorageError,
 };
 use serde::Deserialize;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 mod listing;
 mod multipart;
 mod read;
 mod sweep;
+mod write;
 
-/// Writes are buffered up to this size before each system call.
-const WRITE_BUFFER: usize = 1024 * 1024;
 /// Hidden directory under the root holding multipart uploads.
 const MULTIPART_DIR: &str = ".multipart";
 /// Default listing page size.
@@ -118,7 +115,7 @@ impl FsStorage {
     async fn write_temp(
         &self,
         dest: &Path,
-        mut body: ByteStream,
+        body: ByteStream,
         sync: bool,
     ) -> Result<TempFile, StorageError> {
         let dir = dest.parent().expect("keys have a parent under the root");
@@ -128,20 +125,13 @@ impl FsStorage {
             .open(&temp.path)
             .await
             .map_err(|e| io_error(&temp.path, e))?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StorageError::Input)?;
-            size += chunk.len() as u64;
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(|e| io_error(&temp.path, e))?;
-        }
-        writer.flush().await.map_err(|e| io_error(&temp.path, e))?;
-        let file = writer.into_inner();
+        let file = Arc::new(file.into_std().await);
+        let size = write::write_body(&file, 0, body, &temp.path).await?;
         if sync && self.fsync {
-            file.sync_all().await.map_err(|e| io_error(&temp.path, e))?;
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(join_error)?
+                .map_err(|e| io_error(&temp.path, e))?;
         }
         Ok(TempFile { size, ..temp })
     }
@@ -357,9 +347,7 @@ impl Storage for FsStorage {
     async fn create_multipart(&self, _key: &Key) -> Result<String, StorageError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.multipart_dir(&id)?;
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io_error(&dir, e))?;
+        create_dirs(&dir).await?;
         Ok(id)
     }
 
@@ -420,15 +408,27 @@ struct TempFile {
     size: u64,
 }
 
+/// `create_dir_all` that tries again when a concurrent delete prunes a parent it has just
+/// created (deletes remove the directories they leave empty, up to the root): the soak saw
+/// `uploads/` removed between creating it and creating `uploads/<id>` in it.
+async fn create_dirs(dir: &Path) -> Result<(), StorageError> {
+    let mut attempts = 0;
+    loop {
+        match tokio::fs::create_dir_all(dir).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(io_error(dir, e)),
+        }
+    }
+}
+
 impl TempFile {
     /// Creates the directory (retrying if a concurrent delete prunes it) and an empty file.
     async fn create(dir: &Path) -> Result<Self, StorageError> {
         let path = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         let mut attempts = 0;
         loop {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| io_error(dir, e))?;
+            create_dirs(dir).await?;
             match tokio::fs::File::create_new(&path).await {
                 Ok(_) => return Ok(Self { path, size: 0 }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
@@ -543,5 +543,37 @@ mod tests {
         assert!(page.objects.is_empty(), "{page:?}");
         let key = Key::new("a/.tmp-123");
         assert!(key.is_err(), "temporary names are not valid keys");
+    }
+
+    /// Writers creating `uploads/<id>/…` while deletes of other sessions prune `uploads/`
+    /// once it is empty: no write may fail for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_race_with_deletes_that_prune_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(
+            FsStorage::open(FsConfig {
+                path: dir.path().to_owned(),
+                fsync: false,
+            })
+            .await
+            .unwrap(),
+        );
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    for i in 0..300 {
+                        let key = Key::new(format!("uploads/s{t}-{i}/state.json")).unwrap();
+                        let body = oci_storage_core::storage::bytes_stream("{}".into());
+                        storage.put(&key, body, PutMode::Overwrite).await?;
+                        storage.delete(&key).await?;
+                    }
+                    Ok::<_, StorageError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
     }
 }

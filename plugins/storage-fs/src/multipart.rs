@@ -12,9 +12,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
 use oci_storage_core::{ByteStream, PartInfo, StorageError};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 use crate::{FsStorage, TempFile, io_error, join_error, lock_exclusive};
 
@@ -86,7 +84,7 @@ impl FsStorage {
         &self,
         dir: &Path,
         part_number: u32,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> Result<PartInfo, StorageError> {
         let lock_path = dir.join(LOCK);
         let dir_owned = dir.to_owned();
@@ -140,38 +138,14 @@ impl FsStorage {
         file.set_len(committed)
             .await
             .map_err(|e| io_error(&data_path, e))?;
-        let mut writer = BufWriter::with_capacity(crate::WRITE_BUFFER, file);
-        writer
-            .seek(SeekFrom::Start(committed))
-            .await
-            .map_err(|e| io_error(&data_path, e))?;
-        let mut size = 0u64;
-        let mut failure = None;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(chunk) => {
-                    size += chunk.len() as u64;
-                    if let Err(e) = writer.write_all(&chunk).await {
-                        failure = Some(io_error(&data_path, e));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    failure = Some(StorageError::Input(e));
-                    break;
-                }
+        let file = std::sync::Arc::new(file.into_std().await);
+        let size = match crate::write::write_body(&file, committed, body, &data_path).await {
+            Ok(size) => size,
+            Err(err) => {
+                let _ = tokio::task::spawn_blocking(move || file.set_len(committed)).await;
+                return Err(err);
             }
-        }
-        if failure.is_none()
-            && let Err(e) = writer.flush().await
-        {
-            failure = Some(io_error(&data_path, e));
-        }
-        if let Some(err) = failure {
-            let _ = writer.into_inner().set_len(committed).await;
-            return Err(err);
-        }
-        drop(writer);
+        };
         let dir_owned = dir.to_owned();
         tokio::task::spawn_blocking(move || {
             write_committed(&dir_owned, part_number + 1, committed + size)
