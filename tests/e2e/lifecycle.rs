@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use oci_storage_tests::{PASSWORD, Server, USER};
+use oci_storage_tests::{PASSWORD, Server, USER, eventually};
 use reqwest::blocking::{Body, Client};
 use sha2::Digest as _;
 
 use crate::BIN;
 
 const MIB: u64 = 1024 * 1024;
+/// How long to wait for what trails the process: its log capture, a stream's progress.
+const CATCH_UP: Duration = Duration::from_secs(20);
 
 /// Deterministic content of any length, produced on the fly (never held whole in memory):
 /// a 1 MiB pseudo-random block, varied per block by its index.
@@ -185,15 +187,6 @@ fn visible_files(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Waits until `f` holds (the log capture threads run behind the process).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Hidden files an interrupted write leaves (temporary files, and the append file of a
 /// multipart upload), with their sizes.
 fn temp_files(dir: &Path) -> Vec<(String, u64)> {
@@ -243,7 +236,7 @@ fn kill_while_streaming(
     }
     let request = request.body(Body::sized(body, total));
     let streamer = std::thread::spawn(move || request.send().map(|r| r.status().as_u16()));
-    eventually("part of the stream to be sent", || {
+    eventually("part of the stream to be sent", CATCH_UP, || {
         progress.load(Ordering::SeqCst) > after
     });
     server.kill9();
@@ -422,7 +415,7 @@ fn sigterm_lets_a_running_download_finish() {
     assert!(clean, "the server must exit 0 after SIGTERM");
     assert_eq!(size, len);
     assert_eq!(got, digest);
-    eventually("the shutdown to be logged", || {
+    eventually("the shutdown to be logged", CATCH_UP, || {
         server.logs().contains("stopped")
     });
     assert!(server.logs().contains("shutting down"));
@@ -503,7 +496,7 @@ fn printed_password(stderr: &str) -> Option<String> {
 fn initial_admin_is_created_once() {
     let config = "storage:\n  type: fs\n  fs:\n    path: data\nauth:\n  users: []\n";
     let mut server = Server::start_with(BIN, config, &[]);
-    eventually("the initial password on stderr", || {
+    eventually("the initial password on stderr", CATCH_UP, || {
         printed_password(&server.stderr()).is_some()
     });
     let password = printed_password(&server.stderr()).unwrap();
@@ -708,7 +701,9 @@ fn passwords_never_reach_the_logs() {
         assert_eq!(resp.status(), 401);
     }
     assert!(server.terminate());
-    eventually("the last log lines", || server.logs().contains("stopped"));
+    eventually("the last log lines", CATCH_UP, || {
+        server.logs().contains("stopped")
+    });
     let logs = server.logs();
     let stderr = server.stderr();
     // The log is not empty: requests and the failed logins are in it.

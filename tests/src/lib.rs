@@ -1,8 +1,10 @@
 //! The black-box test harness: starts the real `oci-storage` binary on a loopback port with its
 //! own data directory, captures its log, and offers the pieces tests need to drive it with real
-//! clients (tool checks, isolated helm environments, OCI image layouts built at test time).
+//! clients (tool checks, isolated helm environments, OCI image layouts built at test time, real
+//! object stores and a proxy that makes them fail).
 
 pub mod bench;
+pub mod fault_proxy;
 pub mod layout;
 pub mod object_stores;
 pub mod tools;
@@ -39,10 +41,12 @@ pub struct Server {
 /// The configuration tests start from: one user, and fresh storage of the backend chosen by
 /// `OCI_STORAGE_TEST_BACKEND` (fs in the scratch directory unless told otherwise).
 pub fn default_config() -> String {
-    format!(
-        "{}auth:\n  users:\n    - username: {USER}\n      password: {PASSWORD}\n",
-        object_stores::Backend::from_env().fresh_storage_yaml()
-    )
+    config_with_storage(&object_stores::Backend::from_env().fresh_storage_yaml())
+}
+
+/// A configuration of the given `storage:` section and the test user.
+pub fn config_with_storage(storage_yaml: &str) -> String {
+    format!("{storage_yaml}auth:\n  users:\n    - username: {USER}\n      password: {PASSWORD}\n")
 }
 
 impl Server {
@@ -232,6 +236,17 @@ fn capture(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>
     });
 }
 
+/// Polls `condition` until it holds; fails the test, naming `what`, when it does not within
+/// `within`.
+#[track_caller]
+pub fn eventually(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// sha256 digest string of bytes.
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -242,6 +257,43 @@ pub fn sha256(bytes: &[u8]) -> String {
 pub fn sha512(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+/// Percent-encodes everything but the unreserved characters (RFC 3986), for a query value:
+/// the canonical form, as signatures (SigV4) expect it.
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A small xorshift generator (the suite has no `rand`): the same sequence for the same seed,
+/// so a test that draws from it can print its seed and be repeated.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `lo..hi` (the modulo bias is immaterial for test parameters).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
 }
 
 /// Reads a file to bytes, panicking with its path.

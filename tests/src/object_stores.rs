@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::percent_encode;
 use crate::tools::{require_tool, run_ok};
 
 pub const S3_ACCESS_KEY: &str = "AKIDTEST";
@@ -235,10 +236,8 @@ impl SeaweedFs {
     }
 
     fn try_create_bucket(&self, name: &str) -> Result<(), String> {
-        let out = Command::new("curl")
+        let out = signed_curl()
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-            .args(["--aws-sigv4", &format!("aws:amz:{S3_REGION}:s3")])
-            .args(["--user", &format!("{S3_ACCESS_KEY}:{S3_SECRET_KEY}")])
             .arg(format!("{}/{name}", self.endpoint))
             .output()
             .map_err(|e| e.to_string())?;
@@ -261,6 +260,58 @@ impl SeaweedFs {
         self.try_create_bucket(&name).expect("create a bucket");
         name
     }
+
+    /// The keys of every object in `bucket` under `prefix`, in order (all pages).
+    pub fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            // Parameters in canonical (sorted) order and encoded in canonical form: curl signs
+            // the query as written.
+            let mut url = format!(
+                "{}/{bucket}?list-type=2&max-keys=1000&prefix={}",
+                self.endpoint,
+                percent_encode(prefix)
+            );
+            if let Some(last) = keys.last() {
+                url.push_str(&format!("&start-after={}", percent_encode(last)));
+            }
+            let xml = String::from_utf8(s3_get(&url)).expect("a UTF-8 listing");
+            let page: Vec<String> = xml
+                .split("<Key>")
+                .skip(1)
+                .map(|s| s.split("</Key>").next().unwrap().to_owned())
+                .collect();
+            let more = xml.contains("<IsTruncated>true</IsTruncated>") && !page.is_empty();
+            keys.extend(page);
+            if !more {
+                return keys;
+            }
+        }
+    }
+
+    /// The bytes of the object `key` in `bucket`.
+    pub fn get_object(&self, bucket: &str, key: &str) -> Vec<u8> {
+        s3_get(&format!("{}/{bucket}/{key}", self.endpoint))
+    }
+}
+
+/// `curl` signing its request for SeaweedFS with the test keys (SigV4).
+fn signed_curl() -> Command {
+    let mut curl = Command::new("curl");
+    curl.args(["--aws-sigv4", &format!("aws:amz:{S3_REGION}:s3")])
+        .args(["--user", &format!("{S3_ACCESS_KEY}:{S3_SECRET_KEY}")]);
+    curl
+}
+
+/// A signed GET that must succeed; answers the body.
+fn s3_get(url: &str) -> Vec<u8> {
+    let out = signed_curl()
+        .arg("-sf")
+        .arg(url)
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl {url}: {out:?}");
+    out.stdout
 }
 
 /// fake-gcs-server (the GCS JSON API) in memory.

@@ -1,6 +1,9 @@
 //! One handler per OCI operation: read what the request carries (headers, query, body), call
 //! the registry service, and shape the answer the spec prescribes.
 
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use oci_storage_core::{ByteStream, Digest, DigestAlgorithm};
@@ -19,12 +22,30 @@ use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-pub async fn dispatch(
-    state: &AppState,
-    req: &Request,
 /// Most distinct `?tag=` values on one manifest push (OCI 1.1 lets a push name several tags).
 const MAX_TAGS_PER_PUSH: usize = 64;
 
+pub async fn dispatch(
+    state: &AppState,
+    req: &Request,
+    body: Body,
+    endpoint: OciEndpoint,
+    caller: &Caller,
+) -> Result<Response> {
+    // An error can be answered before the body was read to its end (storage unavailable, an
+    // unknown session, a manifest over the limit…): the rest is read and dropped then, or a
+    // client still sending it would see the connection reset instead of the error answer.
+    let body = Drainable::new(body);
+    let result = dispatch_endpoint(state, req, body.body(), endpoint, caller).await;
+    if result.is_err() {
+        body.drain().await;
+    }
+    result
+}
+
+async fn dispatch_endpoint(
+    state: &AppState,
+    req: &Request,
     body: Body,
     endpoint: OciEndpoint,
     caller: &Caller,
@@ -189,7 +210,7 @@ async fn put_manifest(
     };
     let mut stream = body_stream(body);
     if content_length(req).is_some_and(|len| len > max) {
-        discard(stream).await;
+        // The body is drained by `dispatch`, as for every error.
         return Err(too_large());
     }
     let mut bytes = BytesMut::new();
@@ -201,7 +222,6 @@ async fn put_manifest(
             )
         })?;
         if (bytes.len() + chunk.len()) as u64 > max {
-            discard(stream).await;
             return Err(too_large());
         }
         bytes.extend_from_slice(&chunk);
@@ -461,6 +481,35 @@ pub(super) fn chunk_of(req: &Request, body: Body, patch: bool) -> Result<UploadC
 
 /// Most bytes of a refused request body that are read and thrown away.
 const DISCARD_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// A request body passed on to a handler, whose unread rest can still be drained when the
+/// handler answers an error.
+struct Drainable(Arc<Mutex<Option<ByteStream>>>);
+
+impl Drainable {
+    fn new(body: Body) -> Self {
+        Self(Arc::new(Mutex::new(Some(body_stream(body)))))
+    }
+
+    /// A body reading from this one.
+    fn body(&self) -> Body {
+        let shared = self.0.clone();
+        Body::from_bytes_stream(futures_util::stream::poll_fn(move |cx| {
+            match shared.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                Some(stream) => stream.poll_next_unpin(cx),
+                None => Poll::Ready(None),
+            }
+        }))
+    }
+
+    /// Reads and drops what the handler left unread (see [`discard`]).
+    async fn drain(self) {
+        let rest = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(rest) = rest {
+            discard(rest).await;
+        }
+    }
+}
 
 /// Reads and drops the rest of a refused request body (up to [`DISCARD_LIMIT`]): a client
 /// still sending it would otherwise see the connection reset instead of the error answer.

@@ -2,7 +2,9 @@
 //! be read back, nothing leaked (issue 12's campaign, turned into tests).
 
 mod anonymous;
+mod crash;
 mod forms;
 mod leaks;
 mod logins;
 mod records;
+mod store_faults;

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use oci_storage_tests::{PASSWORD, Server, USER, sha256};
+use oci_storage_tests::{PASSWORD, Server, USER, XorShift, sha256};
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -44,6 +44,11 @@ impl Reg {
 
     pub fn with(server: Server) -> Self {
         let client = server.client();
+        Self::with_client(server, client)
+    }
+
+    /// With a client of the test's own (its timeouts, say).
+    pub fn with_client(server: Server, client: Client) -> Self {
         Self { server, client }
     }
 
@@ -78,14 +83,19 @@ impl Reg {
         self.req(Method::DELETE, path).send().unwrap()
     }
 
+    /// A monolithic blob upload (`POST ?digest=`), for the caller to give a body.
+    pub fn blob_post(&self, repo: &str, digest: &str) -> RequestBuilder {
+        self.req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+        )
+    }
+
     /// Pushes a blob monolithically (`POST ?digest=`); answers its digest.
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
         let resp = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-            )
+            .blob_post(repo, &digest)
             .body(bytes.to_vec())
             .send()
             .unwrap();
@@ -296,13 +306,10 @@ pub fn artifact_manifest(
 
 /// `len` bytes of deterministic, incompressible-looking content.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = XorShift::new(seed);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     out.truncate(len);
     out

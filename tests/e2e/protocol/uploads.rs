@@ -1,7 +1,7 @@
 //! Blob uploads (end-4a/4b, end-5, end-6, end-13, end-14): monolithic, POST+PUT, chunked,
 //! streamed, status, cancel, digest checks, empty blobs and sha512.
 
-use oci_storage_tests::{sha256, sha512};
+use oci_storage_tests::{percent_encode, sha256, sha512};
 use reqwest::Method;
 use reqwest::blocking::{Body, Response};
 
@@ -555,7 +555,7 @@ fn invalid_digest_strings_are_refused() {
     ];
     let location = reg.start_upload("baddigest");
     for d in &bad {
-        let query = format!("digest={}", urlencode(d));
+        let query = format!("digest={}", percent_encode(d));
         let resp = reg
             .req(
                 Method::POST,
@@ -629,16 +629,4 @@ fn upload_ids_belong_to_their_repository() {
         b"hello world",
     );
     assert_error(reg.get(&location), 404, "BLOB_UPLOAD_UNKNOWN");
-}
-
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
