@@ -45,6 +45,12 @@ if ! command -v openapi-python-client >/dev/null; then
   pip install -q openapi-python-client
 fi
 
+# oras-py: an ORAS client (artifacts pushed and pulled over the OCI API, Basic auth).
+if ! python3 -c 'import oras' 2>/dev/null; then
+  echo "installing oras (oras-py)"
+  pip install -q oras
+fi
+
 # Object stores for the s3 and gcs storage plugins: SeaweedFS (S3) and fake-gcs-server (GCS JSON API).
 if ! command -v weed >/dev/null; then
   echo "installing SeaweedFS"

@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub port: u16,
     /// Seconds that running transfers may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// Most threads doing blocking work at once (file I/O of the fs storage, password
+    /// hashing); more requests wait for one. Each thread costs memory (its stack and its
+    /// allocator cache): with tokio's default of 512, 32 clients kept 160 threads alive.
+    pub blocking_threads: std::num::NonZeroUsize,
     /// Serve HTTPS with this certificate and key (PEM files, re-read when they change).
     pub tls: Option<TlsConfig>,
 }
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: 3030,
             shutdown_grace_seconds: 30,
+            blocking_threads: std::num::NonZeroUsize::new(32).expect("not zero"),
             tls: None,
         }
     }

@@ -69,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = load()?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(loaded.config.server.blocking_threads.get())
                 .build()?
                 .block_on(oci_storage_server::serve(
                     oci_storage_server::builtin_plugins(),

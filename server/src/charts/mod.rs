@@ -213,12 +213,21 @@ impl Charts {
             return Err(invalid_chart("chart archive is over the size limit".into()));
         }
         let limits = self.limits();
-        let reader =
-            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(read.body));
+        // A storage failure while the archive streams is the registry's fault (500), not a bad
+        // chart (400): remember it apart from what the archive reader makes of the error.
+        let storage_failure = Arc::new(std::sync::OnceLock::<String>::new());
+        let failure = storage_failure.clone();
+        let body = futures_util::TryStreamExt::inspect_err(read.body, move |e| {
+            let _ = failure.set(e.to_string());
+        });
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
         let content = tokio::task::spawn_blocking(move || extract::read_chart(reader, limits))
             .await
             .map_err(|e| RegistryError::internal("reading a chart", e))?
-            .map_err(|e| invalid_chart(format!("invalid Helm chart: {e}")))?;
+            .map_err(|e| match storage_failure.get() {
+                Some(failure) => RegistryError::internal("reading a chart", failure),
+                None => invalid_chart(format!("invalid Helm chart: {e}")),
+            })?;
         // Helm's convention, relied on by the classic side: the repository's last segment is the
         // chart name (a chart must not pose as another chart of the namespace).
         let basename = repo.as_str().rsplit('/').next().unwrap_or_default();

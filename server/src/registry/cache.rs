@@ -16,10 +16,11 @@ use oci_storage_core::bounded_cache::{BoundedCache, Footprint, Sharding, bounded
 
 use super::ManifestLink;
 
-/// Bytes of manifests kept: thousands of typical manifests (1–10 KiB each).
-const MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
-/// Bytes of links kept: tens of thousands of tags.
-const LINK_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of manifests kept: a thousand or more typical manifests (1–10 KiB each); a miss
+/// costs one storage read.
+const MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of links kept: about ten thousand tags.
+const LINK_BYTES: u64 = 2 * 1024 * 1024;
 /// Largest manifest kept; a bigger one is read from storage each time.
 const MAX_CACHED_MANIFEST: usize = 256 * 1024;
 

@@ -1,6 +1,6 @@
 //! With anonymous pull on, clients that have credentials still send them: `/v2/` challenges
-//! callers without credentials, so pushes with skopeo and helm work, a wrong password fails at
-//! login, and anonymous pulls keep working without any.
+//! callers without credentials, so pushes with skopeo, helm and an ORAS client (oras-py) work,
+//! a wrong password fails at login, and anonymous pulls keep working without any.
 
 use oci_storage_tests::layout;
 use oci_storage_tests::{PASSWORD, Server, USER, helm_env, read, require_tool, run, run_ok};
@@ -94,4 +94,33 @@ fn helm_logs_in_pushes_and_pulls_anonymously_when_anonymous_pull_is_on() {
             read(&tgz)
         );
     }
+}
+
+#[test]
+fn oras_pushes_with_credentials_and_pulls_without_when_anonymous_pull_is_on() {
+    require_tool("python3");
+    let server = anonymous_pull_server();
+    let work = server.scratch("oras");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/e2e/hardening/oras_client.py"
+    );
+    // HOME too: nothing of the client's may land in the real home directory.
+    let out = run_ok(
+        std::process::Command::new("python3")
+            .env("HOME", &work)
+            .args([script, &server.host, USER, PASSWORD, work.to_str().unwrap()]),
+    );
+    // The last line is the script's JSON (oras-py may print progress before it).
+    let last = out.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(last).expect("the script's JSON");
+    assert_eq!(result["push_status"], 201, "{result}");
+    assert_eq!(result["pulled"], "pushed with oras\n", "{result}");
+    let anonymous_push = server
+        .client()
+        .post(server.at("/v2/apps/notes/blobs/uploads/"))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous_push.status(), 401);
 }
