@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 
 /// jemalloc, with its background thread giving freed memory back to the system within
 /// seconds. glibc's malloc kept what threads freed (a flood of logins, each check holding
-/// 19 MiB, left the process at 400 MiB for good) and mimalloc kept it until the same thread
-/// allocated again; figures in docs/BENCHMARKS.md (Memory).
+/// 19 MiB, left the process at 400 MiB for good; under the steady soak it kept growing) and
+/// mimalloc kept it until the same thread allocated again (625 MiB in the soak, where
+/// jemalloc stays flat at 61–64); figures in docs/BENCHMARKS.md (Memory, the soak).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
