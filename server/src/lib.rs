@@ -7,6 +7,7 @@ pub mod auth;
 pub mod charts;
 mod health;
 pub mod logging;
+mod nodelay;
 pub mod oci;
 pub mod proxy;
 pub mod records;
@@ -319,10 +320,12 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);
     let tls = server.tls.clone().map(tls::config_stream).transpose()?;
-    let acceptor = TcpListener::bind(addr.clone())
-        .into_acceptor()
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let acceptor = nodelay::NoDelay(
+        TcpListener::bind(addr.clone())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {addr}"))?,
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let local: Vec<String> = acceptor
         .local_addr()
