@@ -26,7 +26,7 @@ pub mod testkit;
 pub mod upstream;
 
 pub use auth::{AuthError, Authenticator, Credentials, Identity};
-pub use backup::{BackupError, BackupObject, BackupTarget};
+pub use backup::{BackupError, BackupObject, BackupPage, BackupTarget, StorageTarget, WriteMode};
 pub use digest::{Digest, DigestAlgorithm, DigestError, Hasher};
 pub use plugin::{PluginContext, PluginError, Plugins};
 pub use secret::Secret;

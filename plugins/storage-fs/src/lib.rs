@@ -527,6 +527,20 @@ mod tests {
         oci_storage_core::testkit::run_conformance(Arc::new(storage)).await;
     }
 
+    /// The built-in fs backup target is this storage behind `StorageTarget`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn as_a_backup_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(FsConfig {
+            path: dir.path().to_owned(),
+            fsync: false,
+        })
+        .await
+        .unwrap();
+        let target = oci_storage_core::StorageTarget::new(Arc::new(storage), "fs:test");
+        oci_storage_core::testkit::run_backup_target_conformance(Arc::new(target)).await;
+    }
+
     #[tokio::test]
     async fn leftover_temp_files_are_invisible() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
+mod backup;
+
+pub use backup::run_backup_target_conformance;
+
 use crate::storage::bytes_stream;
 use crate::{ByteStream, Key, ListOptions, PutMode, Storage, StorageError, StorageExt};
 
