@@ -17,6 +17,18 @@ use crate::{Authenticator, BackupTarget, Storage, Upstream};
 pub struct PluginContext {
     /// Directory that relative paths in configuration are resolved against.
     pub base_dir: PathBuf,
+    /// The configuration key of the section being built (`storage.s3`, `backup.aws`), for
+    /// errors that name the key: one factory may serve several sections.
+    pub section: String,
+}
+
+impl PluginContext {
+    pub fn new(base_dir: PathBuf, section: impl Into<String>) -> Self {
+        Self {
+            base_dir,
+            section: section.into(),
+        }
+    }
 }
 
 /// Why a plugin could not be built.
@@ -35,6 +47,26 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// The same error, naming `to` where it named the section `from` (a storage plugin's
+    /// checks name `storage.s3`; built as a backup target, the section is `backup.aws`).
+    pub fn rehomed(self, from: &str, to: &str) -> Self {
+        if from == to {
+            return self;
+        }
+        let swap = |text: String| match text.strip_prefix(from) {
+            Some(rest) if rest.is_empty() || rest.starts_with(['.', ':']) => format!("{to}{rest}"),
+            _ => text,
+        };
+        match self {
+            PluginError::Config { path, message } => PluginError::Config {
+                path: swap(path),
+                message,
+            },
+            PluginError::Init(message) => PluginError::Init(swap(message)),
+            other => other,
+        }
+    }
+
     /// Deserializes a plugin's configuration section, naming the offending key path on error.
     pub fn parse_config<T: serde::de::DeserializeOwned>(
         section: &str,

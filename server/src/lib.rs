@@ -46,6 +46,9 @@ pub fn builtin_plugins() -> Plugins {
     plugins.register_storage("fs", oci_storage_storage_fs::factory);
     plugins.register_storage("s3", oci_storage_storage_s3::factory);
     plugins.register_storage("gcs", oci_storage_storage_gcs::factory);
+    plugins.register_backup_target("fs", oci_storage_storage_fs::backup_factory);
+    plugins.register_backup_target("s3", oci_storage_storage_s3::backup_factory);
+    plugins.register_backup_target("gcs", oci_storage_storage_gcs::backup_factory);
     plugins.register_authenticator("htpasswd", oci_storage_auth_htpasswd::factory);
     plugins.register_upstream("registry", oci_storage_upstream_registry::factory);
     plugins
@@ -54,9 +57,10 @@ pub fn builtin_plugins() -> Plugins {
 /// Builds the storage plugin that the configuration selects.
 pub async fn build_storage(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Arc<dyn Storage>> {
     let storage_config = &loaded.config.storage;
-    let ctx = PluginContext {
-        base_dir: loaded.base_dir.clone(),
-    };
+    let ctx = PluginContext::new(
+        loaded.base_dir.clone(),
+        format!("storage.{}", storage_config.kind),
+    );
     for other in storage_config.settings.keys() {
         if *other != storage_config.kind {
             tracing::warn!(section = %format!("storage.{other}"), "ignored: storage.type is {}", storage_config.kind);
@@ -112,9 +116,7 @@ async fn build_authenticators(
         }
         sources.push(Arc::new(users));
     }
-    let ctx = PluginContext {
-        base_dir: loaded.base_dir.clone(),
-    };
+    let ctx = PluginContext::new(loaded.base_dir.clone(), "auth.providers");
     for provider in &auth.providers {
         let settings = serde_json::Value::Object(provider.settings.clone());
         let source = plugins
@@ -136,9 +138,7 @@ async fn build_proxy(
     if !config.enabled {
         return Ok(None);
     }
-    let ctx = PluginContext {
-        base_dir: loaded.base_dir.clone(),
-    };
+    let ctx = PluginContext::new(loaded.base_dir.clone(), "proxy.registries");
     let mut upstreams = std::collections::BTreeMap::new();
     for upstream in &config.registries {
         let url = upstream

@@ -15,6 +15,7 @@ use oci_storage_core::{
 };
 use serde::Deserialize;
 
+mod backup;
 mod listing;
 mod multipart;
 mod read;
@@ -55,6 +56,8 @@ impl Default for FsConfig {
         }
     }
 }
+
+pub use backup::backup_factory;
 
 /// The plugin factory, registered as storage type `fs`.
 pub async fn factory(

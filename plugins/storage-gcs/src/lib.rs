@@ -24,6 +24,7 @@ use oci_storage_core::{
 };
 use serde::Deserialize;
 
+mod backup;
 mod client;
 mod errors;
 mod listing;
@@ -55,8 +56,9 @@ pub struct GcsConfig {
     /// Storage endpoint instead of `https://storage.googleapis.com` (emulators).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Project id (only informative: object operations do not need it).
-    #[serde(default)]
+    /// Project id (only informative: object operations do not need it). `projectID` is the
+    /// seed configuration's spelling.
+    #[serde(default, alias = "projectID")]
     pub project_id: Option<String>,
     /// Service-account JSON key; relative paths are resolved against the config's directory.
     #[serde(default)]
@@ -87,6 +89,8 @@ impl GcsConfig {
         }
     }
 }
+
+pub use backup::backup_factory;
 
 /// The plugin factory, registered as storage type `gcs`.
 pub async fn factory(

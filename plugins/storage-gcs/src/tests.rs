@@ -16,9 +16,7 @@ use oci_storage_tests::object_stores::FakeGcs;
 use super::*;
 
 fn ctx() -> PluginContext {
-    PluginContext {
-        base_dir: PathBuf::from("/nonexistent-base"),
-    }
+    PluginContext::new(PathBuf::from("/nonexistent-base"), "storage.gcs")
 }
 
 /// A config for a fresh bucket on the shared emulator.
@@ -360,9 +358,7 @@ async fn credentials_are_never_echoed() {
     )
     .unwrap();
     let err = factory(
-        PluginContext {
-            base_dir: dir.clone(),
-        },
+        PluginContext::new(dir.clone(), "storage.gcs"),
         serde_json::json!({"bucket": "b-1", "credentialsFile": "key.json"}),
     )
     .await
@@ -396,4 +392,30 @@ fn tempfile_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gcs-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// As a backup target (`backup.gcp`): the seed's `projectID` spelling is accepted, and the
+/// target passes the backup conformance suite on the emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_backup_target() {
+    let mut config = emulator_config("backups");
+    let object = config.as_object_mut().unwrap();
+    object.remove("projectId");
+    object.insert("projectID".into(), serde_json::json!("your-project"));
+    let ctx = PluginContext::new(PathBuf::from("/nonexistent-base"), "backup.gcp");
+    let target = backup_factory(ctx.clone(), config).await.unwrap();
+    assert!(
+        target.describe().starts_with("gcs:"),
+        "{}",
+        target.describe()
+    );
+    oci_storage_core::testkit::run_backup_target_conformance(target).await;
+
+    let mut bad = emulator_config("");
+    bad["chunkSizeMib"] = serde_json::json!(0.1);
+    let err = backup_factory(ctx, bad).await.unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Config { path, .. } if path == "backup.gcp.chunkSizeMib"),
+        "{err}"
+    );
 }

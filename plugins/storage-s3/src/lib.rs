@@ -5,6 +5,7 @@
 //! share one bucket. Multipart uploads of the `Storage` API are part objects joined at the end
 //! (see `oci_storage_core::object_parts` and `compose`).
 
+mod backup;
 mod compose;
 mod config;
 mod errors;
@@ -28,12 +29,14 @@ use oci_storage_core::{
 pub use config::S3Config;
 use upload::Condition;
 
+pub use backup::backup_factory;
+
 /// The plugin factory, registered as storage type `s3`.
 pub async fn factory(
-    _ctx: PluginContext,
+    ctx: PluginContext,
     config: serde_json::Value,
 ) -> Result<Arc<dyn Storage>, PluginError> {
-    let config: S3Config = PluginError::parse_config("storage.s3", config)?;
+    let config: S3Config = PluginError::parse_config(&ctx.section, config)?;
     Ok(Arc::new(S3Storage::connect(config).await?))
 }
 

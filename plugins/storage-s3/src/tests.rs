@@ -158,36 +158,21 @@ async fn multipart_mixes_copied_and_reuploaded_parts() {
 async fn unknown_or_inconsistent_settings_are_refused() {
     let mut unknown = config("b", "");
     unknown["bukcet"] = serde_json::json!("typo");
-    let err = factory(
-        PluginContext {
-            base_dir: ".".into(),
-        },
-        unknown,
-    )
-    .await
-    .unwrap_err();
+    let err = factory(PluginContext::new(".".into(), "storage.s3"), unknown)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("bukcet"), "{err}");
     let mut half = config("b", "");
     half.as_object_mut().unwrap().remove("secretAccessKey");
-    let err = factory(
-        PluginContext {
-            base_dir: ".".into(),
-        },
-        half,
-    )
-    .await
-    .unwrap_err();
+    let err = factory(PluginContext::new(".".into(), "storage.s3"), half)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("go together"), "{err}");
     let mut tiny = config("b", "");
     tiny["partSizeMib"] = serde_json::json!(1);
-    let err = factory(
-        PluginContext {
-            base_dir: ".".into(),
-        },
-        tiny,
-    )
-    .await
-    .unwrap_err();
+    let err = factory(PluginContext::new(".".into(), "storage.s3"), tiny)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("partSizeMib"), "{err}");
 }
 
@@ -227,4 +212,29 @@ fn part_size_grows_to_fit_s3s_part_limit() {
     );
     assert_eq!(upload::part_size_for(base, 9_999), 512 * base);
     assert_eq!(upload::part_size_for(base, 50_000), 5 * 1024 * 1024 * 1024);
+}
+
+/// As a backup target (`backup.aws`): the same client, the backup conformance suite on
+/// SeaweedFS, and errors that name the backup section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_backup_target() {
+    let bucket = SeaweedFs::shared().new_bucket();
+    let ctx = || PluginContext::new(".".into(), "backup.aws");
+    let target = backup_factory(ctx(), config(&bucket, "backups"))
+        .await
+        .unwrap();
+    assert_eq!(target.describe(), format!("s3:{bucket}/backups"));
+    oci_storage_core::testkit::run_backup_target_conformance(target).await;
+
+    let mut tiny = config(&bucket, "");
+    tiny["partSizeMib"] = serde_json::json!(1);
+    let err = backup_factory(ctx(), tiny).await.unwrap_err().to_string();
+    assert!(
+        err.contains("backup.aws") && !err.contains("storage.s3"),
+        "{err}"
+    );
+    let mut typo = config(&bucket, "");
+    typo["bukcet"] = serde_json::json!("x");
+    let err = backup_factory(ctx(), typo).await.unwrap_err().to_string();
+    assert!(err.contains("backup.aws"), "{err}");
 }
