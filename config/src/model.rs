@@ -383,31 +383,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// `backup`: copies of the registry in cloud buckets (accepted now, implemented by the backup
-/// feature).
+/// `backup`: copies of the registry in a bucket or directory. The target's settings belong to
+/// its plugin (`backup.aws` → `s3`, `backup.gcp` → `gcs`, `backup.target` → its `type`), which
+/// checks them when the server starts; errors name the key.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct BackupConfig {
     pub enabled: bool,
-    pub gcp: Option<GcpBackupConfig>,
-    pub aws: Option<AwsBackupConfig>,
-}
-
-/// `backup.gcp`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GcpBackupConfig {
-    pub bucket: String,
-    #[serde(rename = "projectID")]
-    pub project_id: String,
-}
-
-/// `backup.aws`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AwsBackupConfig {
-    pub bucket: String,
-    pub region: String,
+    /// An S3 bucket: `bucket`, `region`, and the s3 storage's other settings.
+    pub aws: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A GCS bucket: `bucket`, `projectID`, and the gcs storage's other settings.
+    pub gcp: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Any registered target: `type` (`fs`, `s3`, `gcs`, or a third party's) and its settings.
+    pub target: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `proxy`: the pull-through cache of upstream registries.

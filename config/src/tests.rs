@@ -18,7 +18,7 @@ fn seed_sample_loads() {
     assert_eq!(c.auth.users[0].username, "admin");
     assert_eq!(c.auth.users[0].password.expose(), "admin123");
     assert_eq!(c.logging.format, LogFormat::Json);
-    assert_eq!(c.backup.gcp.as_ref().unwrap().project_id, "my-project");
+    assert_eq!(c.backup.gcp.as_ref().unwrap()["projectID"], "my-project");
     assert_eq!(c.proxy.cache.max_size_gb, 10.0);
     assert_eq!(c.proxy.registries.len(), 2);
     assert_eq!(

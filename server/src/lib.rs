@@ -176,20 +176,72 @@ async fn build_proxy(
 }
 
 /// Mentions configured features that this version does not implement yet.
-fn report_pending_sections(loaded: &Loaded) {
-    let c = &loaded.config;
-    if c.backup.enabled || c.backup.gcp.is_some() || c.backup.aws.is_some() {
-        tracing::warn!(
-            "backup: configuration accepted, but backups are not implemented in this version"
-        );
+/// The backup target the configuration selects, built (and so checked: errors name the key)
+/// when backups are enabled. Which of `backup.aws`, `backup.gcp` and `backup.target` is set
+/// picks the plugin; exactly one must be.
+pub async fn build_backup_target(
+    plugins: &Plugins,
+    loaded: &Loaded,
+) -> anyhow::Result<Option<Arc<dyn oci_storage_core::BackupTarget>>> {
+    let backup = &loaded.config.backup;
+    if !backup.enabled {
+        return Ok(None);
     }
+    let as_value =
+        |m: &serde_json::Map<String, serde_json::Value>| serde_json::Value::Object(m.clone());
+    let mut chosen = Vec::new();
+    if let Some(aws) = &backup.aws {
+        chosen.push(("s3".to_owned(), "backup.aws", as_value(aws)));
+    }
+    if let Some(gcp) = &backup.gcp {
+        chosen.push(("gcs".to_owned(), "backup.gcp", as_value(gcp)));
+    }
+    if let Some(target) = &backup.target {
+        let mut settings = target.clone();
+        let kind = match settings.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            _ => anyhow::bail!(
+                "{}: backup.target.type is required (fs, s3, gcs…)",
+                loaded.origin
+            ),
+        };
+        chosen.push((kind, "backup.target", serde_json::Value::Object(settings)));
+    }
+    let (kind, section, settings) = match <[_; 1]>::try_from(chosen) {
+        Ok([one]) => one,
+        Err(chosen) if chosen.is_empty() => anyhow::bail!(
+            "{}: backup.enabled is true but no target is set: set one of backup.aws, backup.gcp, backup.target",
+            loaded.origin
+        ),
+        Err(chosen) => anyhow::bail!(
+            "{}: set only one backup target, not {}",
+            loaded.origin,
+            chosen
+                .iter()
+                .map(|(_, section, _)| *section)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    let ctx = PluginContext::new(loaded.base_dir.clone(), section);
+    let target = plugins
+        .build_backup_target(&kind, ctx, settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.origin))?;
+    Ok(Some(target))
 }
 
 /// Everything a running server needs, built from configuration.
 pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Arc<AppState>> {
     let storage = build_storage(plugins, loaded).await?;
     tracing::info!(storage = %storage.describe(), config = %loaded.origin, "starting");
-    report_pending_sections(loaded);
+    match build_backup_target(plugins, loaded).await? {
+        Some(target) => tracing::warn!(
+            target = %target.describe(),
+            "backup: target configured, but backups are not implemented in this version yet"
+        ),
+        None => tracing::info!("backup: not enabled"),
+    }
     let authenticators = build_authenticators(plugins, loaded, storage.as_ref()).await?;
     let r = &loaded.config.registry;
     let registry = Registry::new(

@@ -150,3 +150,43 @@ fn embedded_default_configuration() {
     );
     assert!(dir.path().join("data/system/initial-admin.json").exists());
 }
+
+/// `backup.*` picks and checks its target at startup (backups themselves are issue 13's next
+/// steps): one target, built by its plugin, whose errors name the key.
+#[test]
+fn backup_targets_are_checked_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_backup = |backup: &str| format!("{}backup:\n{backup}", default_config());
+    let server = Server::start_with(
+        super::BIN,
+        &with_backup("  enabled: true\n  target: {type: fs, path: backups}\n"),
+        &[],
+    );
+    let logs = wait_for_log(&server, "backup: target configured");
+    assert!(logs.contains("fs:"), "{logs}");
+    drop(server);
+
+    let refused = |backup: &str| {
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, with_backup(backup)).unwrap();
+        let out = std::process::Command::new(super::BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{backup}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let typo = refused("  enabled: true\n  aws: {bucket: b, region: eu-west-1, bukcet: x}\n");
+    assert!(typo.contains("backup.aws.bukcet"), "{typo}");
+    let two = refused("  enabled: true\n  aws: {bucket: b}\n  gcp: {bucket: b}\n");
+    assert!(two.contains("only one backup target"), "{two}");
+    let untyped = refused("  enabled: true\n  target: {path: x}\n");
+    assert!(untyped.contains("backup.target.type"), "{untyped}");
+    let unknown = refused("  enabled: true\n  target: {type: b2}\n");
+    assert!(
+        unknown.contains("b2") && unknown.contains("fs, gcs, s3"),
+        "{unknown}"
+    );
+}
