@@ -28,8 +28,8 @@ YAML
   docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
   pids+=($!)
 }
-# start_oci_storage PORT PASSWORD: the release oci-storage with fs storage in
-# $work/oci-storage, user admin/PASSWORD, anonymous pull; its pid joins `pids`.
+# start_oci_storage PORT PASSWORD [BINARY]: the release oci-storage (or BINARY) with fs storage
+# in $work/oci-storage, user admin/PASSWORD, anonymous pull; its pid joins `pids`.
 start_oci_storage() {
   cat > "$work/oci-storage.yml" <<YAML
 server: {host: 127.0.0.1, port: $1}
@@ -37,6 +37,6 @@ storage: {type: fs, fs: {path: $work/oci-storage}}
 auth: {anonymousPull: true, users: [{username: admin, password: "$2"}]}
 logging: {level: warn}
 YAML
-  target/release/oci-storage serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
+  "${3:-target/release/oci-storage}" serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
   pids+=($!)
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A steady mixed load on the release oci-storage (fs storage, Basic auth), watching its memory:
+# A steady mixed load on the release oci-storage (fs storage, Basic auth for every request),
+# watching its memory:
 # 32 clients for 10 minutes by default. Prints the RSS over time and per-operation p50/p99
 # (numbers are reported, never asserted; figures in docs/BENCHMARKS.md). Usage:
 #   scripts/soak.sh [--allocator jemalloc|system|mimalloc] [--clients 32] [--seconds 600]
@@ -31,15 +32,8 @@ cp target/release/oci-storage "$work/oci-storage-$allocator"
 
 port=$(free_port)
 password="soak-$(date +%s)"
-cat > "$work/oci-storage.yml" <<YAML
-server: {host: 127.0.0.1, port: $port}
-storage: {type: fs, fs: {path: $work/data}}
-auth: {users: [{username: admin, password: "$password"}]}
-logging: {level: warn}
-YAML
-"$work/oci-storage-$allocator" serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
-pids+=($!)
-server_pid=$!
+start_oci_storage "$port" "$password" "$work/oci-storage-$allocator"
+server_pid=${pids[-1]}
 wait_http "http://127.0.0.1:$port/healthz"
 
 echo "allocator: $allocator"

@@ -182,21 +182,16 @@ impl Server {
 
     /// Peak resident memory of the process so far, in KiB (`VmHWM`).
     pub fn peak_rss_kib(&self) -> u64 {
-        self.proc_status_kib("VmHWM:")
+        self.proc_status_kib("VmHWM")
     }
 
     /// Resident memory of the process now, in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        self.proc_status_kib("VmRSS:")
+        self.proc_status_kib("VmRSS")
     }
 
     fn proc_status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+        proc_status(self.pid(), field).unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 
     /// A blocking HTTP client (no redirects followed, so Location headers can be checked).
@@ -294,6 +289,16 @@ impl XorShift {
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo)
     }
+}
+
+/// A numeric field of `/proc/PID/status` (`VmRSS` and `VmHWM` in KiB, `Threads`), if the
+/// process and the field exist.
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Reads a file to bytes, panicking with its path.

@@ -518,41 +518,26 @@ fn join_error(e: tokio::task::JoinError) -> StorageError {
 mod tests {
     use super::*;
 
+    async fn storage_in(dir: &Path, fsync: bool) -> FsStorage {
+        FsStorage::open(FsConfig {
+            path: dir.to_owned(),
+            fsync,
+        })
+        .await
+        .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = FsStorage::open(FsConfig {
-            path: dir.path().to_owned(),
-            fsync: true,
-        })
-        .await
-        .unwrap();
+        let storage = storage_in(dir.path(), true).await;
         oci_storage_core::testkit::run_conformance(Arc::new(storage)).await;
-    }
-
-    /// The built-in fs backup target is this storage behind `StorageTarget`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn as_a_backup_target() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = FsStorage::open(FsConfig {
-            path: dir.path().to_owned(),
-            fsync: false,
-        })
-        .await
-        .unwrap();
-        let target = oci_storage_core::StorageTarget::new(Arc::new(storage), "fs:test");
-        oci_storage_core::testkit::run_backup_target_conformance(Arc::new(target)).await;
     }
 
     #[tokio::test]
     async fn leftover_temp_files_are_invisible() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = FsStorage::open(FsConfig {
-            path: dir.path().to_owned(),
-            fsync: false,
-        })
-        .await
-        .unwrap();
+        let storage = storage_in(dir.path(), false).await;
         // What a kill -9 in the middle of a write leaves behind.
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/.tmp-123"), b"partial").unwrap();
@@ -567,14 +552,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_race_with_deletes_that_prune_their_parents() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(
-            FsStorage::open(FsConfig {
-                path: dir.path().to_owned(),
-                fsync: false,
-            })
-            .await
-            .unwrap(),
-        );
+        let storage = Arc::new(storage_in(dir.path(), false).await);
         let tasks: Vec<_> = (0..8)
             .map(|t| {
                 let storage = storage.clone();

@@ -5,19 +5,14 @@ use std::sync::Arc;
 
 use oci_storage_core::{BackupTarget, PluginContext, PluginError, StorageTarget};
 
-use crate::{GcsConfig, GcsStorage};
+use crate::GcsStorage;
 
 /// The plugin factory, registered as backup target type `gcs`.
 pub async fn backup_factory(
     ctx: PluginContext,
     config: serde_json::Value,
 ) -> Result<Arc<dyn BackupTarget>, PluginError> {
-    let mut config: GcsConfig = PluginError::parse_config(&ctx.section, config)?;
-    if let Some(path) = &config.credentials_file
-        && path.is_relative()
-    {
-        config.credentials_file = Some(ctx.base_dir.join(path));
-    }
+    let config = crate::settings(&ctx, config)?;
     let description = format!("gcs:{}/{}", config.bucket, config.prefix.trim_matches('/'));
     let storage = GcsStorage::connect(config)
         .await

@@ -97,19 +97,27 @@ pub async fn factory(
     ctx: PluginContext,
     config: serde_json::Value,
 ) -> Result<Arc<dyn Storage>, PluginError> {
+    Ok(Arc::new(
+        GcsStorage::connect(settings(&ctx, config)?).await?,
+    ))
+}
+
+/// The section's settings (for the storage and the backup target alike), with a relative
+/// credentials file resolved against the configuration's directory.
+fn settings(ctx: &PluginContext, config: serde_json::Value) -> Result<GcsConfig, PluginError> {
     if config.is_null() {
         return Err(PluginError::Config {
-            path: "storage.gcs".to_owned(),
+            path: ctx.section.clone(),
             message: "missing section: at least `bucket` is required".to_owned(),
         });
     }
-    let mut config: GcsConfig = PluginError::parse_config("storage.gcs", config)?;
+    let mut config: GcsConfig = PluginError::parse_config(&ctx.section, config)?;
     if let Some(path) = &config.credentials_file
         && path.is_relative()
     {
         config.credentials_file = Some(ctx.base_dir.join(path));
     }
-    Ok(Arc::new(GcsStorage::connect(config).await?))
+    Ok(config)
 }
 
 /// Objects of one bucket, under one prefix.

@@ -289,12 +289,13 @@ async fn read_upload(
         let mut data = Vec::new();
         let mut reader = field.into_async_read();
         use tokio::io::AsyncReadExt;
+        let allowed = left.min(limit);
         let read = (&mut reader)
-            .take(left.min(limit) as u64 + 1)
+            .take(allowed as u64 + 1)
             .read_to_end(&mut data)
             .await
             .map_err(|e| invalid(&e))?;
-        if read > left.min(limit) {
+        if read > allowed {
             return Err(too_large());
         }
         left -= read;

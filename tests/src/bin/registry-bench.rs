@@ -264,16 +264,7 @@ impl Bench {
 }
 
 fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    oci_storage_tests::proc_status(pid?, "VmHWM").map(|kib| kib as f64 / 1024.0)
 }
 
 #[derive(Debug, Default, Clone)]

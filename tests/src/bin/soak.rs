@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::Digest as _;
 
+use oci_storage_tests::XorShift;
 use oci_storage_tests::bench::{MIB, arg, blob_digest, blob_stream, block};
 
 /// Repositories read from; each holds a few tags of one image and a big layer for ranges.
@@ -80,18 +81,6 @@ impl Op {
             85..95 => Op::TagList,
             _ => Op::Catalog,
         }
-    }
-}
-
-/// xorshift64: each client's own reproducible sequence, no dependency needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 
@@ -233,15 +222,15 @@ impl Client {
     async fn run(
         &self,
         op: Op,
-        rng: &mut Rng,
+        rng: &mut XorShift,
         fixture: &Fixture,
         client: usize,
         round: u64,
     ) -> Result<(), String> {
-        let repo = format!("soak/app-{}", rng.next() as usize % REPOS);
+        let repo = format!("soak/app-{}", rng.next_u64() as usize % REPOS);
         match op {
             Op::Manifest => {
-                let tag = rng.next() as usize % TAGS_PER_REPO;
+                let tag = rng.next_u64() as usize % TAGS_PER_REPO;
                 let body = self
                     .expect(
                         self.req(
@@ -257,8 +246,8 @@ impl Client {
                 }
             }
             Op::RangedBlob => {
-                let len = 4096 + rng.next() % (MIB - 4096);
-                let start = rng.next() % (BIG_MIB * MIB - len);
+                let len = 4096 + rng.next_u64() % (MIB - 4096);
+                let start = rng.next_u64() % (BIG_MIB * MIB - len);
                 let body = self
                     .expect(
                         self.req(
@@ -352,16 +341,9 @@ fn matches_big(start: u64, bytes: &[u8]) -> bool {
     true
 }
 
-/// A field of `/proc/PID/status` as a number (`VmRSS` in KiB, `Threads`).
+/// A field of `/proc/PID/status` (NaN once the process is gone).
 fn proc_status(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(f64::NAN)
+    oci_storage_tests::proc_status(pid, field).map_or(f64::NAN, |v| v as f64)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -433,11 +415,11 @@ async fn main() {
                 allowed.clone(),
             );
             tokio::spawn(async move {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1) * 0x1000_0001));
+                let mut rng = XorShift::new(c as u64 + 1);
                 let mut tallies: Vec<Tally> = OPS.iter().map(|_| Tally::default()).collect();
                 let mut round = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let op = Op::pick(rng.next());
+                    let op = Op::pick(rng.next_u64());
                     if !allowed.contains(&op) {
                         continue;
                     }
