@@ -396,6 +396,165 @@ pub struct BackupConfig {
     pub gcp: Option<serde_json::Map<String, serde_json::Value>>,
     /// Any registered target: `type` (`fs`, `s3`, `gcs`, or a third party's) and its settings.
     pub target: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When backups run by themselves: an interval (`24h`) or a cron expression (`0 3 * * *`).
+    pub schedule: Option<Schedule>,
+    /// Which snapshots are kept when old ones are pruned; absent: all of them.
+    pub keep: Option<Keep>,
+    /// Objects transferred at once.
+    pub concurrency: BackupConcurrency,
+    /// Seconds a job's lease lasts without renewal: how long a process that died mid-job keeps
+    /// other jobs waiting.
+    pub lease_seconds: LeaseSeconds,
+}
+
+/// `backup.schedule`, checked when the configuration loads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Schedule {
+    /// Every so long, counted from the Unix epoch (UTC), so that every replica computes the
+    /// same times: `24h` runs at midnight UTC.
+    Every(std::time::Duration),
+    /// A cron expression (5 fields, or 6 with seconds), evaluated in UTC.
+    Cron(String),
+}
+
+/// The shortest interval a schedule may have.
+pub const MIN_SCHEDULE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Ok(every) = humantime::parse_duration(&s) {
+            if every < MIN_SCHEDULE_INTERVAL {
+                return Err(format!(
+                    "{s:?} is shorter than the shortest interval, {}",
+                    humantime::format_duration(MIN_SCHEDULE_INTERVAL)
+                ));
+            }
+            return Ok(Self::Every(every));
+        }
+        match s.parse::<croner::Cron>() {
+            Ok(_) => Ok(Self::Cron(s)),
+            Err(e) => Err(format!(
+                "{s:?} is neither an interval (24h, 90m) nor a cron expression (0 3 * * *): {e}"
+            )),
+        }
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(s: Schedule) -> String {
+        match s {
+            Schedule::Every(every) => humantime::format_duration(every).to_string(),
+            Schedule::Cron(expression) => expression,
+        }
+    }
+}
+
+/// `backup.keep`: the newest `last` snapshots, plus the newest of each of the `daily` most
+/// recent days and the `weekly` most recent ISO weeks that have one (UTC), as restic's
+/// `forget` keeps them. The newest snapshot is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "KeepCounts")]
+pub struct Keep {
+    pub last: u32,
+    pub daily: u32,
+    pub weekly: u32,
+}
+
+/// The fields of [`Keep`] before they are checked.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct KeepCounts {
+    last: u32,
+    daily: u32,
+    weekly: u32,
+}
+
+impl TryFrom<KeepCounts> for Keep {
+    type Error = &'static str;
+
+    fn try_from(k: KeepCounts) -> Result<Self, Self::Error> {
+        if k.last == 0 && k.daily == 0 && k.weekly == 0 {
+            return Err("keeps no snapshot: set last, daily or weekly above 0, or leave keep out");
+        }
+        Ok(Self {
+            last: k.last,
+            daily: k.daily,
+            weekly: k.weekly,
+        })
+    }
+}
+
+/// `backup.concurrency`: 1 to 64, default 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "usize", into = "usize")]
+pub struct BackupConcurrency(usize);
+
+impl BackupConcurrency {
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for BackupConcurrency {
+    fn default() -> Self {
+        Self(8)
+    }
+}
+
+impl TryFrom<usize> for BackupConcurrency {
+    type Error = String;
+
+    fn try_from(n: usize) -> Result<Self, String> {
+        if (1..=64).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!("{n} is not between 1 and 64"))
+        }
+    }
+}
+
+impl From<BackupConcurrency> for usize {
+    fn from(c: BackupConcurrency) -> usize {
+        c.0
+    }
+}
+
+/// `backup.leaseSeconds`: at least 5, default 60.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct LeaseSeconds(u64);
+
+impl LeaseSeconds {
+    pub fn get(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl Default for LeaseSeconds {
+    fn default() -> Self {
+        Self(60)
+    }
+}
+
+impl TryFrom<u64> for LeaseSeconds {
+    type Error = String;
+
+    fn try_from(n: u64) -> Result<Self, String> {
+        if (5..=3600).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!("{n} is not between 5 and 3600"))
+        }
+    }
+}
+
+impl From<LeaseSeconds> for u64 {
+    fn from(l: LeaseSeconds) -> u64 {
+        l.0
+    }
 }
 
 /// `proxy`: the pull-through cache of upstream registries.

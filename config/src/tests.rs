@@ -145,3 +145,55 @@ fn storage_plugin_secrets_come_from_files() {
         "Debug never shows plugin secrets"
     );
 }
+
+#[test]
+fn backup_schedule_is_an_interval_or_cron() {
+    let c = parse("backup:\n  schedule: 24h\n", "f", no_env()).unwrap();
+    assert_eq!(
+        c.backup.schedule,
+        Some(Schedule::Every(std::time::Duration::from_secs(86400)))
+    );
+    let c = parse("backup:\n  schedule: \"0 3 * * *\"\n", "f", no_env()).unwrap();
+    assert_eq!(c.backup.schedule, Some(Schedule::Cron("0 3 * * *".into())));
+    let c = parse("backup:\n  schedule: \"*/20 * * * * *\"\n", "f", no_env()).unwrap();
+    assert!(matches!(c.backup.schedule, Some(Schedule::Cron(_))));
+    for bad in ["every day", "1s", "61 * * * *"] {
+        let err = parse(&format!("backup:\n  schedule: \"{bad}\"\n"), "f", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backup.schedule"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn backup_keep_and_bounds_are_checked() {
+    let c = parse("backup:\n  keep: {last: 7, weekly: 8}\n", "f", no_env()).unwrap();
+    assert_eq!(
+        c.backup.keep,
+        Some(Keep {
+            last: 7,
+            daily: 0,
+            weekly: 8
+        })
+    );
+    for (bad, key) in [
+        ("keep: {last: 0}", "backup.keep"),
+        ("keep: {hourly: 3}", "hourly"),
+        ("concurrency: 0", "backup.concurrency"),
+        ("concurrency: 65", "backup.concurrency"),
+        ("leaseSeconds: 2", "backup.leaseSeconds"),
+    ] {
+        let err = parse(&format!("backup:\n  {bad}\n"), "f", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{bad}: {err}");
+    }
+    let c = parse(
+        "backup:\n  concurrency: 16\n  leaseSeconds: 5\n",
+        "f",
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(c.backup.concurrency.get(), 16);
+    assert_eq!(c.backup.lease_seconds.get().as_secs(), 5);
+}

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod charts;
 mod health;
 pub mod logging;
@@ -175,7 +176,6 @@ async fn build_proxy(
     ))))
 }
 
-/// Mentions configured features that this version does not implement yet.
 /// The backup target the configuration selects, built (and so checked: errors name the key)
 /// when backups are enabled. Which of `backup.aws`, `backup.gcp` and `backup.target` is set
 /// picks the plugin; exactly one must be.
@@ -231,34 +231,82 @@ pub async fn build_backup_target(
     Ok(Some(target))
 }
 
+/// The registry behaviour that `registry` in the configuration sets.
+fn registry_settings(loaded: &Loaded) -> anyhow::Result<Settings> {
+    let r = &loaded.config.registry;
+    Ok(Settings {
+        max_manifest_bytes: r.max_manifest_bytes,
+        delete_enabled: r.delete_enabled,
+        upload_expiry: Duration::from_secs(r.upload_expiry_minutes * 60),
+        cache_ttl: Duration::from_millis((r.cache_seconds * 1000.0) as u64),
+        immutable_tags: r
+            .immutable_tags
+            .iter()
+            .map(|p| glob::Pattern::new(p))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("invalid registry.immutableTags pattern: {e}"))?,
+    })
+}
+
+/// The backup service, when `backup.enabled`. Repositories that the proxy caches are left out
+/// of snapshots: they are copies of upstreams, fetched again on demand.
+async fn build_backup_service(
+    plugins: &Plugins,
+    loaded: &Loaded,
+    registry: &Registry,
+    charts: &Arc<charts::Charts>,
+    proxy: Option<Arc<proxy::Proxy>>,
+) -> anyhow::Result<Option<Arc<backup::BackupService>>> {
+    let Some(target) = build_backup_target(plugins, loaded).await? else {
+        return Ok(None);
+    };
+    let config = &loaded.config.backup;
+    let skip: backup::SkipRepository = Arc::new(move |repo: &registry::RepoName| {
+        proxy
+            .as_ref()
+            .is_some_and(|proxy| proxy.route(repo, None).is_some())
+    });
+    Ok(Some(Arc::new(backup::BackupService::new(
+        registry.clone(),
+        charts.clone(),
+        target,
+        backup::Settings {
+            concurrency: config.concurrency.get(),
+            lease_ttl: config.lease_seconds.get(),
+        },
+        skip,
+    ))))
+}
+
+/// For the command line's backup and restore: the registry and the backup service, without
+/// the HTTP side (no initial admin is created, no background work starts).
+pub async fn build_backup_only(
+    plugins: &Plugins,
+    loaded: &Loaded,
+) -> anyhow::Result<Arc<backup::BackupService>> {
+    anyhow::ensure!(
+        loaded.config.backup.enabled,
+        "{}: backups are not enabled: set backup.enabled and one of backup.aws, backup.gcp, backup.target",
+        loaded.origin
+    );
+    let storage = build_storage(plugins, loaded).await?;
+    let registry = Registry::new(storage, registry_settings(loaded)?);
+    let proxy = build_proxy(plugins, loaded, &registry).await?;
+    let charts = Arc::new(charts::Charts::new(
+        registry.clone(),
+        loaded.config.helm.clone(),
+    ));
+    build_backup_service(plugins, loaded, &registry, &charts, proxy)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("backups are not enabled"))
+}
+
 /// Everything a running server needs, built from configuration.
 pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Arc<AppState>> {
     let storage = build_storage(plugins, loaded).await?;
     tracing::info!(storage = %storage.describe(), config = %loaded.origin, "starting");
-    match build_backup_target(plugins, loaded).await? {
-        Some(target) => tracing::warn!(
-            target = %target.describe(),
-            "backup: target configured, but backups are not implemented in this version yet"
-        ),
-        None => tracing::info!("backup: not enabled"),
-    }
     let authenticators = build_authenticators(plugins, loaded, storage.as_ref()).await?;
-    let r = &loaded.config.registry;
-    let registry = Registry::new(
-        storage,
-        Settings {
-            max_manifest_bytes: r.max_manifest_bytes,
-            delete_enabled: r.delete_enabled,
-            upload_expiry: Duration::from_secs(r.upload_expiry_minutes * 60),
-            cache_ttl: Duration::from_millis((r.cache_seconds * 1000.0) as u64),
-            immutable_tags: r
-                .immutable_tags
-                .iter()
-                .map(|p| glob::Pattern::new(p))
-                .collect::<Result<_, _>>()
-                .map_err(|e| anyhow::anyhow!("invalid registry.immutableTags pattern: {e}"))?,
-        },
-    );
+    let registry = Registry::new(storage, registry_settings(loaded)?);
     let auth = &loaded.config.auth;
     let policy = Policy::new(auth).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let tokens = if auth.token.enabled {
@@ -289,11 +337,17 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         registry.clone(),
         loaded.config.helm.clone(),
     ));
+    let backup = build_backup_service(plugins, loaded, &registry, &charts, proxy.clone()).await?;
+    match &backup {
+        Some(backup) => tracing::info!(target = %backup.target().describe(), "backup: enabled"),
+        None => tracing::info!("backup: not enabled"),
+    }
     let sessions = ui::session::Sessions::new(registry.storage().clone());
     Ok(Arc::new(AppState {
         registry,
         access,
         charts,
+        backup,
         proxy,
         sessions,
         ui: loaded.config.ui.clone(),

@@ -8,14 +8,32 @@ use oci_storage_config::{LogFormat, LoggingConfig};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing_subscriber::EnvFilter;
 
-/// Sets up the global subscriber. `RUST_LOG` wins over the configured level.
+/// Sets up the global subscriber, writing to standard output. `RUST_LOG` wins over the
+/// configured level.
 pub fn init(config: &LoggingConfig) {
+    init_to(config, Output::Stdout);
+}
+
+/// Where log lines go: the server logs to standard output; commands that print results
+/// (`backup list`, …) log to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+pub fn init_to(config: &LoggingConfig, output: Output) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            match output {
+                Output::Stdout => Box::new(std::io::stdout()),
+                Output::Stderr => Box::new(std::io::stderr()),
+            }
+        });
     let result = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),

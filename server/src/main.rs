@@ -1,10 +1,12 @@
-//! The `oci-storage` command: `serve` (default), `check-config`, `hash-password`.
+//! The `oci-storage` command: `serve` (default), `check-config`, `hash-password`,
+//! `reindex-charts`, `backup` (`list`, `verify`) and `restore`.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oci_storage_server::backup::commands;
 
 /// jemalloc, with its background thread giving freed memory back to the system within
 /// seconds. glibc's malloc kept what threads freed (a flood of logins, each check holding
@@ -44,6 +46,40 @@ enum Command {
     HashPassword,
     /// Rebuild the chart metadata (index.yaml, search) from the charts in storage.
     ReindexCharts,
+    /// Take a snapshot of the registry into the backup target now (or list or verify them).
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
+    },
+    /// Restore a snapshot from the backup target into the configured storage (empty or not:
+    /// nothing is deleted, and tags changed after the snapshot are kept unless --overwrite).
+    Restore {
+        /// A snapshot id, or `latest`.
+        #[arg(long, default_value = "latest")]
+        snapshot: oci_storage_server::backup::Which,
+        /// Also move tags that changed after the snapshot (immutable tags never move).
+        #[arg(long)]
+        overwrite: bool,
+        /// Show what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// List the complete snapshots, oldest first.
+    List {
+        /// As JSON (the snapshot records).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a snapshot back and check every object's digest, restoring nothing.
+    Verify {
+        /// A snapshot id, or `latest`.
+        #[arg(long, default_value = "latest")]
+        snapshot: oci_storage_server::backup::Which,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +97,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command's work on a runtime sized like the server's.
+fn block_on(
+    loaded: &oci_storage_config::Loaded,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(loaded.config.server.blocking_threads.get())
+        .build()?
+        .block_on(work)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -111,6 +159,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("recorded {count} chart version(s)");
                     anyhow::Ok(())
                 })
+        }
+        Command::Backup { action } => {
+            let loaded = load()?;
+            let work = async {
+                match action {
+                    None => commands::backup_now(&loaded).await,
+                    Some(BackupAction::List { json }) => commands::list(&loaded, json).await,
+                    Some(BackupAction::Verify { snapshot }) => {
+                        commands::verify(&loaded, &snapshot).await
+                    }
+                }
+            };
+            block_on(&loaded, work)
+        }
+        Command::Restore {
+            snapshot,
+            overwrite,
+            dry_run,
+        } => {
+            let loaded = load()?;
+            let options = oci_storage_server::backup::RestoreOptions { overwrite };
+            block_on(
+                &loaded,
+                commands::restore(&loaded, &snapshot, options, dry_run),
+            )
         }
         Command::HashPassword => {
             let mut line = String::new();

@@ -11,6 +11,8 @@ pub struct AppState {
     pub registry: Registry,
     pub access: Arc<Access>,
     pub charts: Arc<Charts>,
+    /// Backups, when enabled.
+    pub backup: Option<Arc<crate::backup::BackupService>>,
     /// The pull-through proxy, when enabled.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
     /// Browser sessions of the web interface.

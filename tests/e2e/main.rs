@@ -3,6 +3,7 @@
 
 mod access;
 mod api_tokens;
+mod backup;
 mod deploy_chart;
 mod hardening;
 mod helm;

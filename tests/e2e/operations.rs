@@ -162,7 +162,7 @@ fn backup_targets_are_checked_at_startup() {
         &with_backup("  enabled: true\n  target: {type: fs, path: backups}\n"),
         &[],
     );
-    let logs = wait_for_log(&server, "backup: target configured");
+    let logs = wait_for_log(&server, "backup: enabled");
     assert!(logs.contains("fs:"), "{logs}");
     drop(server);
 

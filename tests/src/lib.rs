@@ -57,9 +57,17 @@ impl Server {
 
     /// Starts the binary with the given YAML configuration and extra environment.
     pub fn start_with(bin: &str, config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::prepare(bin, config_yaml, env);
+        server.launch();
+        server
+    }
+
+    /// A server's directory and configuration, not started yet (for commands that run
+    /// before it, such as `restore`); [`Server::launch`] starts it.
+    pub fn prepare(bin: &str, config_yaml: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("scratch directory");
         std::fs::write(dir.path().join("config.yaml"), config_yaml).expect("write config");
-        let mut server = Self {
+        Self {
             bin: PathBuf::from(bin),
             host: String::new(),
             url: String::new(),
@@ -71,12 +79,11 @@ impl Server {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-        };
-        server.launch();
-        server
+        }
     }
 
-    fn launch(&mut self) {
+    /// Starts the process (after [`Server::prepare`], or again after it was stopped).
+    pub fn launch(&mut self) {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve")
             .arg("--config")
@@ -134,6 +141,34 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Runs `oci-storage <args> --config <this server's configuration>` in its directory,
+    /// as an operator would next to the server, and waits for it.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("config.yaml"))
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run oci-storage")
+    }
+
+    /// Like [`Server::cli`], and it must succeed; answers its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "oci-storage {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Everything the server logged so far (stdout).

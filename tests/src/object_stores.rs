@@ -67,6 +67,24 @@ pub fn gcs_storage_yaml(bucket: &str, prefix: &str) -> String {
     )
 }
 
+/// A `backup:` section (`aws`, the S3 shape) for a bucket of the shared SeaweedFS.
+pub fn aws_backup_yaml(bucket: &str, prefix: &str) -> String {
+    let s3 = SeaweedFs::shared();
+    format!(
+        "backup:\n  enabled: true\n  aws:\n    bucket: {bucket}\n    prefix: \"{prefix}\"\n    region: {S3_REGION}\n    endpoint: {}\n    forcePathStyle: true\n    accessKeyId: {S3_ACCESS_KEY}\n    secretAccessKey: {S3_SECRET_KEY}\n",
+        s3.endpoint
+    )
+}
+
+/// A `backup:` section (`gcp`, the seed's GCS shape) for a bucket of the shared fake-gcs-server.
+pub fn gcp_backup_yaml(bucket: &str, prefix: &str) -> String {
+    let gcs = FakeGcs::shared();
+    format!(
+        "backup:\n  enabled: true\n  gcp:\n    bucket: {bucket}\n    prefix: \"{prefix}\"\n    endpoint: {}\n    anonymous: true\n    projectID: test\n",
+        gcs.endpoint
+    )
+}
+
 /// A prefix no other server of this test process uses.
 pub fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

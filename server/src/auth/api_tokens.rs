@@ -20,7 +20,7 @@ use super::Action;
 use crate::records;
 
 const PREFIX: &str = "ocis_";
-const STORAGE_PREFIX: &str = "system/api-tokens/";
+pub(crate) const STORAGE_PREFIX: &str = "system/api-tokens/";
 /// The last-used time is written at most this often per token.
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 

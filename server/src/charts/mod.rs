@@ -519,6 +519,32 @@ impl Charts {
         }
     }
 
+    /// Records the chart a restored tag points at, with the `created` time it had when it was
+    /// backed up (so that index.yaml reads as before). `false` when the tag is not a chart.
+    pub async fn restore_chart(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        created: &str,
+    ) -> Result<bool, RegistryError> {
+        let reference = crate::registry::Reference::Tag(tag.clone());
+        let manifest = self.registry.get_manifest(repo, &reference).await?;
+        match self.inspect_push(repo, &manifest.bytes).await? {
+            Some(mut chart) => {
+                chart.created = Some(created.to_owned());
+                self.record_push(
+                    repo,
+                    &manifest.link.digest,
+                    std::slice::from_ref(tag),
+                    chart,
+                )
+                .await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The entry of a chart version in a repository, if indexed.
     pub async fn find(&self, repo: &str, tag: &str) -> Option<Arc<IndexEntry>> {
         self.ensure_loaded().await;

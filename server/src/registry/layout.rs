@@ -8,7 +8,8 @@
 //! repositories/<repo>/_referrers/<alg>/<hex>/<alg>-<hex>   subject → referrer descriptor
 //! repository-names/<encoded repo>!                   the repo exists (for _catalog)
 //! uploads/<id>/state.json, uploads/<id>/data         upload sessions
-//! system/…                                           registry-wide state (initial admin, token key)
+//! system/…                                           registry-wide state (initial admin, token key,
+//!                                                    API tokens, backup lease and jobs)
 //! ```
 //! Repository components start with `[a-z0-9]`, so the `_`-prefixed keys of a repository never
 //! collide with a nested repository. A catalog key is one segment: the name with `-` `.` `/`
@@ -43,6 +44,22 @@ pub fn manifest_link(repo: &RepoName, d: &Digest) -> Key {
         d.algorithm().as_str(),
         d.hex()
     ))
+}
+
+pub fn manifests_prefix(repo: &RepoName) -> String {
+    format!("repositories/{repo}/_manifests/")
+}
+
+pub fn blob_links_prefix(repo: &RepoName) -> String {
+    format!("repositories/{repo}/_blobs/")
+}
+
+pub const BLOBS_PREFIX: &str = "blobs/";
+
+/// The digest named by a key ending in `<alg>/<hex>` under `prefix` (blobs, links).
+pub fn digest_under(key: &str, prefix: &str) -> Option<Digest> {
+    let (alg, hex) = key.strip_prefix(prefix)?.split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
 }
 
 pub fn tags_prefix(repo: &RepoName) -> String {
@@ -132,6 +149,18 @@ pub fn initial_admin() -> Key {
 
 pub fn token_signing_key() -> Key {
     key("system/token-signing-key.json".to_owned())
+}
+
+/// Who runs the one backup, restore or verify job at a time (see `backup::lease`).
+pub fn backup_lease() -> Key {
+    key("system/backup/lease.json".to_owned())
+}
+
+pub const BACKUP_JOBS_PREFIX: &str = "system/backup/jobs/";
+
+/// A backup job's progress and outcome; `id` is checked by the caller (`backup::format`).
+pub fn backup_job(id: &str) -> Key {
+    key(format!("{BACKUP_JOBS_PREFIX}{id}.json"))
 }
 
 #[cfg(test)]

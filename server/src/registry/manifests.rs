@@ -225,7 +225,7 @@ impl Registry {
     }
 
     /// Writes an immutable tag create-only, so two racing first pushes cannot both win.
-    async fn create_immutable_tag(
+    pub(super) async fn create_immutable_tag(
         &self,
         repo: &RepoName,
         tag: &Tag,
@@ -243,7 +243,7 @@ impl Registry {
         }
     }
 
-    async fn write_link(&self, key: &Key, link: &ManifestLink) -> Result<()> {
+    pub(super) async fn write_link(&self, key: &Key, link: &ManifestLink) -> Result<()> {
         let bytes = records::MANIFEST_LINK.encode(link).map_err(too_large)?;
         self.storage
             .put_bytes(key, bytes, PutMode::Overwrite)
@@ -252,14 +252,14 @@ impl Registry {
             .map_err(storage("writing a manifest link"))
     }
 
-    async fn read_link(&self, key: &Key) -> Result<Option<ManifestLink>> {
+    pub(super) async fn read_link(&self, key: &Key) -> Result<Option<ManifestLink>> {
         records::MANIFEST_LINK
             .read(self.storage.as_ref(), key)
             .await
             .map_err(|e| RegistryError::internal("reading a manifest link", e))
     }
 
-    async fn ensure_in_catalog(&self, repo: &RepoName) -> Result<()> {
+    pub(super) async fn ensure_in_catalog(&self, repo: &RepoName) -> Result<()> {
         let key = layout::catalog_entry(repo);
         if self
             .storage

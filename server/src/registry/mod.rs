@@ -6,6 +6,7 @@
 mod blobs;
 mod cache;
 pub mod error;
+mod export;
 pub mod layout;
 mod listing;
 pub mod manifest_doc;
@@ -21,6 +22,7 @@ use oci_storage_core::Storage;
 
 pub use blobs::BlobRead;
 pub use error::{ErrorCode, RegistryError};
+pub use export::{RepositoryLinks, TagState};
 pub use listing::{Page, TagListing};
 pub use manifests::{ManifestLink, PutManifest, PutManifestOutcome, StoredManifest};
 pub use names::{Reference, RepoName, Tag};

@@ -1,0 +1,365 @@
+//! Job records: what a backup, restore or verify job is doing and how it ended, kept in
+//! registry storage (`system/backup/jobs/<id>.json`) so that every replica, the web page and
+//! the CLI see the same jobs. The holder rewrites its record every 2 s while it runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use oci_storage_core::{PutMode, Storage, StorageError, StorageExt};
+use serde::{Deserialize, Serialize};
+
+use super::format::SnapshotId;
+use crate::registry::layout;
+
+const MAX_JOB_BYTES: u64 = 1024 * 1024;
+/// Job records kept; older ones are deleted when a job starts.
+const JOBS_KEPT: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Backup,
+    Restore,
+    Verify,
+    Delete,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backup => "backup",
+            Self::Restore => "restore",
+            Self::Verify => "verify",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its process died: the record says running, but the lease is gone or held by another job.
+    Interrupted,
+    /// A scheduled run that did not start because another job was running.
+    Skipped,
+}
+
+/// Done of total; `total` is unknown until the job has counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// A job's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: SnapshotId,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub phase: String,
+    pub started_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The snapshot written (backup) or read (restore, verify).
+    pub snapshot: Option<SnapshotId>,
+    pub holder: String,
+    /// What this job transferred (or checked), of what it has to.
+    pub objects: Count,
+    pub bytes: Count,
+    /// Over the last 10 s.
+    pub bytes_per_second: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    pub error: Option<String>,
+    /// Kind-specific outcome (a backup's totals, a verify's damage, a restore's counts).
+    pub result: Option<serde_json::Value>,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Live counters of a running job, shared with whatever shows it.
+#[derive(Debug)]
+pub struct Progress {
+    phase: Mutex<&'static str>,
+    objects_done: AtomicU64,
+    objects_total: AtomicU64,
+    bytes_done: AtomicU64,
+    bytes_total: AtomicU64,
+    /// (when, bytes done) samples for the rate.
+    samples: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+const UNKNOWN: u64 = u64::MAX;
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            phase: Mutex::new("starting"),
+            objects_done: AtomicU64::new(0),
+            objects_total: AtomicU64::new(UNKNOWN),
+            bytes_done: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(UNKNOWN),
+            samples: Mutex::default(),
+        }
+    }
+}
+
+/// A snapshot of [`Progress`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgressView {
+    pub phase: &'static str,
+    pub objects: Count,
+    pub bytes: Count,
+    pub bytes_per_second: Option<u64>,
+    pub eta_seconds: Option<u64>,
+}
+
+impl Progress {
+    pub fn set_phase(&self, phase: &'static str) {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+    }
+
+    /// Starts counting a new total (the phase's work).
+    pub fn set_totals(&self, objects: u64, bytes: u64) {
+        self.objects_done.store(0, Ordering::Relaxed);
+        self.bytes_done.store(0, Ordering::Relaxed);
+        self.objects_total.store(objects, Ordering::Relaxed);
+        self.bytes_total.store(bytes, Ordering::Relaxed);
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes_done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_object(&self) {
+        self.objects_done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> ProgressView {
+        let known = |v: u64| (v != UNKNOWN).then_some(v);
+        let bytes_done = self.bytes_done.load(Ordering::Relaxed);
+        let bytes_total = known(self.bytes_total.load(Ordering::Relaxed));
+        let now = Instant::now();
+        let rate = {
+            let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            samples.push_back((now, bytes_done));
+            while samples
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+            {
+                samples.pop_front();
+            }
+            samples.front().and_then(|(t, b)| {
+                let secs = now.duration_since(*t).as_secs_f64();
+                (secs >= 0.5).then(|| ((bytes_done - b) as f64 / secs) as u64)
+            })
+        };
+        let eta = match (bytes_total, rate) {
+            (Some(total), Some(rate)) if rate > 0 => Some(total.saturating_sub(bytes_done) / rate),
+            _ => None,
+        };
+        ProgressView {
+            phase: *self.phase.lock().unwrap_or_else(|p| p.into_inner()),
+            objects: Count {
+                done: self.objects_done.load(Ordering::Relaxed),
+                total: known(self.objects_total.load(Ordering::Relaxed)),
+            },
+            bytes: Count {
+                done: bytes_done,
+                total: bytes_total,
+            },
+            bytes_per_second: rate,
+            eta_seconds: eta,
+        }
+    }
+}
+
+impl Job {
+    pub fn start(id: SnapshotId, kind: JobKind, started_by: &str, holder: &str) -> Self {
+        Self {
+            id,
+            kind,
+            state: JobState::Running,
+            phase: "starting".into(),
+            started_by: started_by.into(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            snapshot: None,
+            holder: holder.into(),
+            objects: Count::default(),
+            bytes: Count::default(),
+            bytes_per_second: None,
+            eta_seconds: None,
+            error: None,
+            result: None,
+        }
+    }
+
+    pub fn update(&mut self, view: ProgressView) {
+        self.phase = view.phase.into();
+        self.objects = view.objects;
+        self.bytes = view.bytes;
+        self.bytes_per_second = view.bytes_per_second;
+        self.eta_seconds = view.eta_seconds;
+    }
+}
+
+/// Reads and writes job records.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    storage: Arc<dyn Storage>,
+}
+
+impl Jobs {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    pub async fn write(&self, job: &Job) -> Result<(), StorageError> {
+        let bytes = Bytes::from(serde_json::to_vec(job).expect("serializes"));
+        self.storage
+            .put_bytes(
+                &layout::backup_job(job.id.as_str()),
+                bytes,
+                PutMode::Overwrite,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// A job by id; a running job whose lease is gone reads as interrupted.
+    pub async fn get(&self, id: &SnapshotId) -> Result<Option<Job>, StorageError> {
+        let job = match self
+            .storage
+            .get_bytes(&layout::backup_job(id.as_str()), MAX_JOB_BYTES)
+            .await
+        {
+            Ok(bytes) => serde_json::from_slice::<Job>(&bytes).ok(),
+            Err(StorageError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        match job {
+            Some(job) => Ok(Some(self.judge(job).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn judge(&self, mut job: Job) -> Result<Job, StorageError> {
+        if job.state == JobState::Running {
+            let holds = super::lease::current(self.storage.as_ref())
+                .await?
+                .is_some_and(|lease| lease.job == job.id.as_str());
+            if !holds {
+                job.state = JobState::Interrupted;
+            }
+        }
+        Ok(job)
+    }
+
+    /// The newest jobs first, at most `limit`.
+    pub async fn list(&self, limit: usize) -> Result<Vec<Job>, StorageError> {
+        let mut ids = self.ids().await?;
+        ids.reverse();
+        let mut jobs = Vec::new();
+        for id in ids.into_iter().take(limit) {
+            if let Some(job) = self.get(&id).await? {
+                jobs.push(job);
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn ids(&self) -> Result<Vec<SnapshotId>, StorageError> {
+        let mut ids: Vec<SnapshotId> = self
+            .storage
+            .list_all(layout::BACKUP_JOBS_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                m.key
+                    .as_str()
+                    .strip_prefix(layout::BACKUP_JOBS_PREFIX)
+                    .and_then(|k| k.strip_suffix(".json"))
+                    .and_then(SnapshotId::parse)
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Deletes all but the newest records.
+    pub async fn prune(&self) -> Result<(), StorageError> {
+        let ids = self.ids().await?;
+        let excess = ids.len().saturating_sub(JOBS_KEPT);
+        for id in &ids[..excess] {
+            self.storage
+                .delete(&layout::backup_job(id.as_str()))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_and_eta_come_from_recent_progress() {
+        let p = Progress::default();
+        assert_eq!(p.view().objects.total, None);
+        p.set_totals(10, 1000);
+        p.add_bytes(100);
+        p.add_object();
+        let first = p.view();
+        assert_eq!((first.objects.done, first.objects.total), (1, Some(10)));
+        assert_eq!(first.bytes_per_second, None, "no rate from one sample");
+        std::thread::sleep(Duration::from_millis(600));
+        p.add_bytes(300);
+        let later = p.view();
+        let rate = later.bytes_per_second.unwrap();
+        assert!(rate > 0 && rate <= 600, "{rate}");
+        assert!(later.eta_seconds.is_some());
+    }
+
+    #[tokio::test]
+    async fn running_jobs_without_the_lease_read_as_interrupted() {
+        let (_dir, storage) = crate::test_support::temporary_storage().await;
+        let jobs = Jobs::new(storage.clone());
+        let id = SnapshotId::new(chrono::Utc::now());
+        let job = Job::start(id.clone(), JobKind::Backup, "admin", "h");
+        jobs.write(&job).await.unwrap();
+        assert_eq!(
+            jobs.get(&id).await.unwrap().unwrap().state,
+            JobState::Interrupted
+        );
+        let lease = super::super::lease::Lease::acquire(
+            storage.clone(),
+            "h",
+            "backup",
+            id.as_str(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            jobs.get(&id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        assert_eq!(jobs.list(10).await.unwrap().len(), 1);
+        lease.release().await;
+    }
+}
