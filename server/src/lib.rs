@@ -273,6 +273,8 @@ async fn build_backup_service(
         backup::Settings {
             concurrency: config.concurrency.get(),
             lease_ttl: config.lease_seconds.get(),
+            schedule: config.schedule.clone(),
+            keep: config.keep,
         },
         skip,
     ))))
@@ -339,7 +341,12 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
     ));
     let backup = build_backup_service(plugins, loaded, &registry, &charts, proxy.clone()).await?;
     match &backup {
-        Some(backup) => tracing::info!(target = %backup.target().describe(), "backup: enabled"),
+        Some(backup) => tracing::info!(
+            target = %backup.target().describe(),
+            schedule = %loaded.config.backup.schedule.clone().map(String::from).unwrap_or_else(|| "none".into()),
+            next_run = %backup.next_run().map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+            "backup: enabled"
+        ),
         None => tracing::info!("backup: not enabled"),
     }
     let sessions = ui::session::Sessions::new(registry.storage().clone());
@@ -423,6 +430,9 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     let state = build_state(&plugins, &loaded).await?;
     spawn_upload_expiry(state.registry.clone());
     spawn_catalog_migration(state.registry.clone());
+    if let Some(backup) = &state.backup {
+        backup::schedule::spawn(backup.clone());
+    }
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);
     let tls = server.tls.clone().map(tls::config_stream).transpose()?;

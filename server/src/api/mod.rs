@@ -2,6 +2,7 @@
 //! is served at `/api/openapi.json` (a committed copy lives in `openapi/openapi.json`, kept in
 //! sync by a test), Swagger UI at `/api/docs`. Errors are problem JSON.
 
+mod backups;
 pub(crate) mod charts;
 mod problem;
 mod proxy;
@@ -27,6 +28,8 @@ pub enum ApiTags {
     Repositories,
     /// The pull-through proxy/cache.
     Proxy,
+    /// Backups: snapshots in a bucket, restore, verify.
+    Backups,
 }
 
 type Apis = (
@@ -35,6 +38,7 @@ type Apis = (
     charts::ChartsApi,
     repositories::RepositoriesApi,
     proxy::ProxyApi,
+    backups::BackupsApi,
 );
 
 /// The OpenAPI service (shared by the server and the document test).
@@ -46,6 +50,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             charts::ChartsApi,
             repositories::RepositoriesApi,
             proxy::ProxyApi,
+            backups::BackupsApi,
         ),
         "oci-storage",
         env!("CARGO_PKG_VERSION"),

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// No such resource (or none the caller may see).
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
+    /// Conflicts with the current state (another job runs).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
     /// Too many failed logins.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>),
@@ -67,6 +70,14 @@ impl ApiError {
 
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, detail)))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, detail)))
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable(Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)))
     }
 
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {

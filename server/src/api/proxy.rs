@@ -8,7 +8,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
 use super::problem::ApiError;
-use super::security::ApiUser;
+use super::security::{ApiUser, require_admin};
 use crate::proxy::Stats;
 use crate::state::AppState;
 
@@ -47,11 +47,7 @@ impl ProxyApi {
         ApiUser(principal): ApiUser,
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<Json<Vec<UpstreamStats>>, ApiError> {
-        if principal.api_token.is_some() || !state.access.policy().is_admin(&principal.identity) {
-            return Err(ApiError::forbidden(
-                "only administrators may see proxy statistics",
-            ));
-        }
+        require_admin(state, &principal, "see proxy statistics")?;
         let Some(proxy) = &state.proxy else {
             return Err(ApiError::not_found("the proxy is not enabled"));
         };

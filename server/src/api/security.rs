@@ -53,3 +53,18 @@ async fn authenticate(req: &Request, basic: Basic) -> poem::Result<Principal> {
         )),
     }
 }
+
+/// Administrative operations: an administrator, with a password (an API token never acts as
+/// an administrator, whoever owns it).
+pub fn require_admin(
+    state: &AppState,
+    principal: &Principal,
+    what: &str,
+) -> Result<(), super::problem::ApiError> {
+    if principal.api_token.is_some() || !state.access.policy().is_admin(&principal.identity) {
+        return Err(super::problem::ApiError::forbidden(format!(
+            "only administrators may {what}"
+        )));
+    }
+    Ok(())
+}

@@ -129,6 +129,13 @@ impl SnapshotId {
         &self.0
     }
 
+    /// When the job started.
+    pub fn time(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::NaiveDateTime::parse_from_str(&self.0[..20], "%Y%m%dT%H%M%S%.3fZ")
+            .expect("checked when the id was made")
+            .and_utc()
+    }
+
     /// The id a record path names.
     pub fn of_record(path: &str) -> Option<Self> {
         Self::parse(path.strip_prefix(SNAPSHOTS_PREFIX)?.strip_suffix(".json")?)

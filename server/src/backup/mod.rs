@@ -6,11 +6,14 @@
 pub mod commands;
 pub mod format;
 pub mod jobs;
+mod keep;
 pub mod lease;
 mod objects;
 pub mod progress_line;
+pub mod prune;
 pub mod restore;
 mod run;
+pub mod schedule;
 pub mod verify;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +26,7 @@ use crate::registry::{Registry, RepoName};
 use format::{MAX_DOCUMENT_BYTES, SnapshotId, SnapshotRecord};
 use jobs::{Job, JobKind, JobState, Jobs, Progress};
 use lease::{Lease, LeaseError};
+pub use prune::Pruned;
 pub use restore::{Plan, RestoreOptions};
 pub use verify::Findings;
 
@@ -32,6 +36,9 @@ pub struct Settings {
     /// Objects transferred at once.
     pub concurrency: usize,
     pub lease_ttl: Duration,
+    pub schedule: Option<oci_storage_config::Schedule>,
+    /// Snapshots kept after each backup; `None` keeps all.
+    pub keep: Option<oci_storage_config::Keep>,
 }
 
 /// Whether a repository is left out of snapshots (the proxy's caches of upstreams).
@@ -179,12 +186,16 @@ impl BackupService {
         if let Err(e) = self.jobs.write(&job).await {
             tracing::warn!(target: "backup", error = %e, "could not write the job record");
         }
-        let ticker = async {
-            let mut job = job.clone();
+        let ticking = job.clone();
+        let ticking_progress = progress.clone();
+        let jobs = self.jobs.clone();
+        let ticker = async move {
+            let mut job = ticking;
+            let progress = ticking_progress;
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 job.update(progress.view());
-                if let Err(e) = self.jobs.write(&job).await {
+                if let Err(e) = jobs.write(&job).await {
                     tracing::debug!(target: "backup", error = %e, "could not update the job record");
                 }
             }
@@ -220,23 +231,157 @@ impl BackupService {
         result
     }
 
-    /// Takes a snapshot now, in this task.
+    /// Takes a snapshot now, in this task; then, with `backup.keep`, deletes the snapshots it
+    /// does not keep (in the same job, under the same lease).
     pub async fn backup(&self, started: Started) -> anyhow::Result<SnapshotRecord> {
         let id = started.job.id.clone();
         let started_by = started.job.started_by.clone();
         let started_at = started.job.started_at.clone();
         let progress = started.progress.clone();
         let clock = std::time::Instant::now();
-        let record = self
+        let (record, pruned) = self
             .drive(started, async {
                 let record = run::backup(self, &id, &started_by, &started_at, &progress).await?;
-                let result = serde_json::to_value(record.totals).expect("serializes");
-                Ok((record, result))
+                let pruned = match self.settings.keep {
+                    Some(keep) => {
+                        let ids = self.snapshot_ids().await?;
+                        let kept = keep::kept(&ids, keep);
+                        let doomed: Vec<SnapshotId> =
+                            ids.into_iter().filter(|id| !kept.contains(id)).collect();
+                        if doomed.is_empty() {
+                            None
+                        } else {
+                            Some(prune::delete(self, &doomed, &progress).await?)
+                        }
+                    }
+                    None => None,
+                };
+                let result = serde_json::json!({"totals": record.totals, "pruned": pruned});
+                Ok(((record, pruned), result))
             })
             .await?;
         let t = record.totals;
         tracing::info!(target: "backup", snapshot = %record.id, objects = t.objects, bytes = t.bytes, new_objects = t.new_objects, new_bytes = t.new_bytes, duration_ms = clock.elapsed().as_millis() as u64, started_by = %record.started_by, "backup finished");
+        if let Some(pruned) = pruned {
+            tracing::info!(target: "backup", snapshots = pruned.snapshots.len(), objects = pruned.objects, bytes = pruned.bytes, "pruned snapshots that backup.keep does not keep");
+        }
         Ok(record)
+    }
+
+    /// Deletes snapshots, then the objects no other snapshot needs.
+    pub async fn delete(&self, started: Started, ids: Vec<SnapshotId>) -> anyhow::Result<Pruned> {
+        let progress = started.progress.clone();
+        let pruned = self
+            .drive(started, async {
+                let pruned = prune::delete(self, &ids, &progress).await?;
+                let result = serde_json::to_value(&pruned).expect("serializes");
+                Ok((pruned, result))
+            })
+            .await?;
+        tracing::info!(target: "backup", snapshots = pruned.snapshots.len(), objects = pruned.objects, bytes = pruned.bytes, "delete finished");
+        Ok(pruned)
+    }
+
+    /// A scheduled slot this process claimed: a backup, or a skipped job if another job runs.
+    async fn run_scheduled(&self) {
+        match self.begin(JobKind::Backup, "schedule", None).await {
+            Ok(started) => {
+                let _ = self.backup(started).await;
+            }
+            Err(e) => {
+                tracing::warn!(target: "backup", error = %e, "scheduled backup skipped");
+                let mut job = Job::start(
+                    SnapshotId::new(chrono::Utc::now()),
+                    JobKind::Backup,
+                    "schedule",
+                    &self.holder,
+                );
+                job.state = JobState::Skipped;
+                job.finished_at = Some(job.started_at.clone());
+                job.error = Some(e.to_string());
+                if let Err(e) = self.jobs.write(&job).await {
+                    tracing::warn!(target: "backup", error = %e, "could not write the job record");
+                }
+            }
+        }
+    }
+
+    /// The next scheduled run, if there is a schedule.
+    pub fn next_run(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.settings
+            .schedule
+            .as_ref()
+            .map(|s| schedule::next_slot(s, chrono::Utc::now()))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Starts a backup in the background; answers its job id at once.
+    pub async fn start_backup(
+        self: &Arc<Self>,
+        started_by: &str,
+    ) -> Result<SnapshotId, LeaseError> {
+        let started = self.begin(JobKind::Backup, started_by, None).await?;
+        let id = started.id().clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.backup(started).await;
+        });
+        Ok(id)
+    }
+
+    /// Starts a verify of `record` in the background.
+    pub async fn start_verify(
+        self: &Arc<Self>,
+        started_by: &str,
+        record: SnapshotRecord,
+    ) -> Result<SnapshotId, LeaseError> {
+        let started = self
+            .begin(JobKind::Verify, started_by, Some(record.id.clone()))
+            .await?;
+        let id = started.id().clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.verify(started, &record).await;
+        });
+        Ok(id)
+    }
+
+    /// Starts a restore of `record` in the background.
+    pub async fn start_restore(
+        self: &Arc<Self>,
+        started_by: &str,
+        record: SnapshotRecord,
+        options: RestoreOptions,
+    ) -> Result<SnapshotId, LeaseError> {
+        let started = self
+            .begin(JobKind::Restore, started_by, Some(record.id.clone()))
+            .await?;
+        let id = started.id().clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.restore(started, &record, options).await;
+        });
+        Ok(id)
+    }
+
+    /// Starts deleting a snapshot in the background.
+    pub async fn start_delete(
+        self: &Arc<Self>,
+        started_by: &str,
+        snapshot: SnapshotId,
+    ) -> Result<SnapshotId, LeaseError> {
+        let started = self
+            .begin(JobKind::Delete, started_by, Some(snapshot.clone()))
+            .await?;
+        let id = started.id().clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.delete(started, vec![snapshot]).await;
+        });
+        Ok(id)
     }
 
     /// Checks every object of a snapshot.
@@ -354,16 +499,46 @@ impl BackupService {
     /// A job's record, with live counters when it runs in this process.
     pub async fn job(&self, id: &SnapshotId) -> anyhow::Result<Option<Job>> {
         let mut job = self.jobs.get(id).await?;
-        if let Some(job) = job.as_mut()
-            && let Some((_, progress)) = self
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .filter(|(running, _)| running == id)
+        if let Some(job) = job.as_mut() {
+            self.live(job);
+        }
+        Ok(job)
+    }
+
+    /// Live counters for a job running in this process (other replicas' jobs show their
+    /// record, rewritten every 2 s).
+    fn live(&self, job: &mut Job) {
+        if job.state != JobState::Running {
+            return;
+        }
+        if let Some((_, progress)) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(running, _)| *running == job.id)
         {
             job.update(progress.view());
         }
-        Ok(job)
+    }
+
+    /// The newest jobs first, with live counters.
+    pub async fn jobs_with_progress(&self, limit: usize) -> anyhow::Result<Vec<Job>> {
+        let mut jobs = self.jobs.list(limit).await?;
+        for job in &mut jobs {
+            self.live(job);
+        }
+        Ok(jobs)
+    }
+
+    /// The job running now on any replica (the lease's holder), if any.
+    pub async fn running_job(&self) -> anyhow::Result<Option<Job>> {
+        let Some(lease) = lease::current(self.registry.storage().as_ref()).await? else {
+            return Ok(None);
+        };
+        match SnapshotId::parse(&lease.job) {
+            Some(id) => self.job(&id).await,
+            None => Ok(None),
+        }
     }
 }

@@ -6,28 +6,42 @@ use std::collections::BTreeSet;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_storage_core::digest::{Expectation, content_mismatch, hashing_stream};
-use oci_storage_core::{BackupError, BackupTarget, ByteStream, Digest, Key, WriteMode};
+use oci_storage_core::{
+    BackupError, BackupObject, BackupTarget, ByteStream, Digest, Key, WriteMode,
+};
 use serde::de::DeserializeOwned;
 
 use super::format::{self, MAX_DOCUMENT_BYTES};
 use super::jobs::Progress;
 use crate::registry::Registry;
 
-/// Every object path under `prefix` in the target.
-pub async fn list_paths(
+/// Every object under `prefix` in the target.
+pub async fn list_objects(
     target: &dyn BackupTarget,
     prefix: &str,
-) -> Result<Vec<String>, BackupError> {
+) -> Result<Vec<BackupObject>, BackupError> {
     let mut out = Vec::new();
     let mut start_after: Option<String> = None;
     loop {
         let page = target.list(prefix, start_after.as_deref()).await?;
-        out.extend(page.objects.into_iter().map(|o| o.path));
+        out.extend(page.objects);
         match page.next {
             Some(next) => start_after = Some(next),
             None => return Ok(out),
         }
     }
+}
+
+/// Every object path under `prefix` in the target.
+pub async fn list_paths(
+    target: &dyn BackupTarget,
+    prefix: &str,
+) -> Result<Vec<String>, BackupError> {
+    Ok(list_objects(target, prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.path)
+        .collect())
 }
 
 /// The digests of the objects under `prefix` (`blobs/` or `meta/`).

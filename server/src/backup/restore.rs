@@ -203,8 +203,9 @@ pub async fn restore(
 
     progress.set_phase("content");
     progress.set_totals(needed.len() as u64, plan.content_bytes);
-    futures_util::stream::iter(needed.iter().map(|(digest, _)| async move {
-        objects::download_content(registry, target, digest, progress).await?;
+    let digests: Vec<Digest> = needed.into_iter().map(|(d, _)| d).collect();
+    futures_util::stream::iter(digests.into_iter().map(|digest| async move {
+        objects::download_content(registry, target, &digest, progress).await?;
         progress.add_object();
         anyhow::Ok(())
     }))

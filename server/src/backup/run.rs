@@ -278,20 +278,21 @@ pub async fn backup(
     let sizes = &sizes;
     let charts = &charts;
     let no_charts = &no_charts;
-    let cut: Vec<CutRepository> = futures_util::stream::iter(names.iter().map(|repo| async move {
-        let found = cut_repository(
-            registry,
-            repo,
-            sizes,
-            charts.get(repo.as_str()).unwrap_or(no_charts),
-        )
-        .await;
-        progress.add_object();
-        found
-    }))
-    .buffered(REPOSITORIES_AT_ONCE)
-    .try_collect()
-    .await?;
+    let cut: Vec<CutRepository> =
+        futures_util::stream::iter(names.into_iter().map(|repo| async move {
+            let found = cut_repository(
+                registry,
+                &repo,
+                sizes,
+                charts.get(repo.as_str()).unwrap_or(no_charts),
+            )
+            .await;
+            progress.add_object();
+            found
+        }))
+        .buffered(REPOSITORIES_AT_ONCE)
+        .try_collect()
+        .await?;
     let cut_ended_at = now_rfc3339();
 
     progress.set_phase("documents");
@@ -325,21 +326,26 @@ pub async fn backup(
     totals.bytes = content.values().sum();
 
     progress.set_phase("copy");
-    let missing: Vec<(Digest, u64)> = content
-        .into_iter()
+    let missing_bytes: u64 = content
+        .iter()
         .filter(|(d, _)| !in_target.contains(d))
+        .map(|(_, s)| s)
+        .sum();
+    let missing: Vec<Digest> = content
+        .into_keys()
+        .filter(|d| !in_target.contains(d))
         .collect();
-    let missing_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.set_totals(missing.len() as u64, missing_bytes);
-    futures_util::stream::iter(missing.iter().map(|(digest, _)| async move {
-        objects::upload_content(registry, target, digest, progress).await?;
+    let missing_count = missing.len() as u64;
+    futures_util::stream::iter(missing.into_iter().map(|digest| async move {
+        objects::upload_content(registry, target, &digest, progress).await?;
         progress.add_object();
         anyhow::Ok(())
     }))
     .buffer_unordered(service.settings.concurrency)
     .try_collect::<()>()
     .await?;
-    totals.new_objects += missing.len() as u64;
+    totals.new_objects += missing_count;
     totals.new_bytes += missing_bytes;
 
     progress.set_phase("record");

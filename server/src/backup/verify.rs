@@ -57,17 +57,18 @@ pub async fn verify(
         ..Findings::default()
     };
     progress.set_totals(findings.objects, findings.bytes);
-    let mut checks = futures_util::stream::iter(content.iter().map(|(digest, size)| async move {
-        let outcome = objects::check_content(target, digest, *size, progress).await;
-        progress.add_object();
-        (digest, outcome)
-    }))
-    .buffer_unordered(service.settings.concurrency);
+    let mut checks =
+        futures_util::stream::iter(content.into_iter().map(|(digest, size)| async move {
+            let outcome = objects::check_content(target, &digest, size, progress).await;
+            progress.add_object();
+            (digest, outcome)
+        }))
+        .buffer_unordered(service.settings.concurrency);
     while let Some((digest, outcome)) = checks.next().await {
         match outcome {
             Ok(()) => {}
-            Err(Damage::Missing) => findings.missing.push(digest.clone()),
-            Err(Damage::Damaged(why)) => findings.damaged.push((digest.clone(), why)),
+            Err(Damage::Missing) => findings.missing.push(digest),
+            Err(Damage::Damaged(why)) => findings.damaged.push((digest, why)),
             Err(Damage::Target(e)) => {
                 anyhow::bail!("reading {digest} from {}: {e}", target.describe())
             }

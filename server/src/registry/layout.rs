@@ -156,6 +156,11 @@ pub fn backup_lease() -> Key {
     key("system/backup/lease.json".to_owned())
 }
 
+/// The last scheduled backup slot claimed, and by whom (see `backup::schedule`).
+pub fn backup_schedule() -> Key {
+    key("system/backup/schedule.json".to_owned())
+}
+
 pub const BACKUP_JOBS_PREFIX: &str = "system/backup/jobs/";
 
 /// A backup job's progress and outcome; `id` is checked by the caller (`backup::format`).

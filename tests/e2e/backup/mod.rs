@@ -2,6 +2,7 @@
 //! `helm push`, the ChartMuseum API and `skopeo copy` is backed up with the CLI, restored into a
 //! fresh registry on another backend, and must then serve the same bytes to the same clients.
 
+mod api;
 mod roundtrip;
 
 use std::path::{Path, PathBuf};
