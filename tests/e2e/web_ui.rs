@@ -464,3 +464,38 @@ fn cookies_are_secure_behind_a_proxy_that_terminates_tls() {
     );
     assert!(!login_cookie(Some("http")).contains("Secure"));
 }
+
+#[test]
+fn backup_page_button_progress_history_and_restore() {
+    let s3 = oci_storage_tests::object_stores::SeaweedFs::shared();
+    let bucket = s3.new_bucket();
+    let viewer = "viewer";
+    // One object at a time to SeaweedFS, so that the backup lasts long enough to be watched.
+    let config = format!(
+        "storage: {{type: fs, fs: {{path: data}}}}\nauth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n{}  concurrency: 1\n",
+        oci_storage_tests::object_stores::aws_backup_yaml(&bucket, "ui")
+    );
+    let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);
+    let reg = crate::protocol::Reg::with(server);
+    let mut rng = oci_storage_tests::XorShift::new(7);
+    for i in 0..48 {
+        let layer: Vec<u8> = (0..4 * 1024 * 1024 / 8)
+            .flat_map(|_| rng.next_u64().to_le_bytes())
+            .collect();
+        reg.push_image("team/big", &format!("v{i}"), &layer);
+    }
+    browser_script_with("backups.mjs", &reg.server.url, &[("VIEWER", viewer)]);
+    assert!(screenshots().join("backups.png").exists());
+    let pages = format!(
+        "/ui/backups,/ui/backups/restore?snapshot={}",
+        reg.server
+            .cli_ok(&["backup", "list", "--json"])
+            .split("\"id\": \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+    );
+    browser_script_with("a11y.mjs", &reg.server.url, &[("PAGES", &pages)]);
+}

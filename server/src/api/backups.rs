@@ -33,6 +33,8 @@ pub struct JobView {
     pub phase: String,
     /// A user, `schedule`, or `cli:<user>@<host>`.
     pub started_by: String,
+    /// The process that runs it: `<host>/<pid>/<random>`.
+    pub holder: String,
     pub started_at: String,
     pub finished_at: Option<String>,
     /// The snapshot written (backup) or read (restore, verify, delete).
@@ -58,6 +60,7 @@ impl From<Job> for JobView {
             state: state_name(job.state),
             phase: job.phase,
             started_by: job.started_by,
+            holder: job.holder,
             started_at: job.started_at,
             finished_at: job.finished_at,
             snapshot: job.snapshot.map(|s| s.to_string()),

@@ -163,6 +163,11 @@ impl BackupService {
         }
         let mut job = Job::start(id.clone(), kind, started_by, &self.holder);
         job.snapshot = snapshot.or_else(|| (kind == JobKind::Backup).then(|| id.clone()));
+        // Written before anyone is told the job started, so that every replica (and the page
+        // a browser is sent to) finds it at once.
+        if let Err(e) = self.jobs.write(&job).await {
+            tracing::warn!(target: "backup", error = %e, "could not write the job record");
+        }
         let progress = Arc::new(Progress::default());
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, progress.clone()));
         Ok(Started {
@@ -183,9 +188,6 @@ impl BackupService {
             mut job,
             progress,
         } = started;
-        if let Err(e) = self.jobs.write(&job).await {
-            tracing::warn!(target: "backup", error = %e, "could not write the job record");
-        }
         let ticking = job.clone();
         let ticking_progress = progress.clone();
         let jobs = self.jobs.clone();

@@ -1,4 +1,4 @@
-//! Pages for administrators: the proxy cache and backups.
+//! The proxy cache page, for administrators (backups: `backups.rs`).
 
 use std::sync::Arc;
 
@@ -35,14 +35,6 @@ struct ProxyPage {
     percent: u64,
     hit_ratio: String,
     upstreams: Vec<UpstreamRow>,
-}
-
-#[derive(Template)]
-#[template(path = "backups.html")]
-struct BackupsPage {
-    user: Option<String>,
-    csrf: String,
-    admin: bool,
 }
 
 fn forbidden() -> Response {
@@ -100,18 +92,5 @@ pub(super) async fn proxy_page(Data(state): Data<&Arc<AppState>>, jar: &CookieJa
             n => format!("{:.0} %", hits as f64 * 100.0 / n as f64),
         },
         upstreams,
-    })
-}
-
-#[handler]
-pub(super) async fn backups_page(Data(state): Data<&Arc<AppState>>, jar: &CookieJar) -> Response {
-    let claims = session(state, jar).await;
-    if !is_admin(state, claims.as_ref()) {
-        return forbidden();
-    }
-    html(BackupsPage {
-        user: claims.as_ref().map(|c| c.sub.clone()),
-        admin: true,
-        csrf: claims.map(|c| c.csrf).unwrap_or_default(),
     })
 }

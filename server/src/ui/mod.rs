@@ -3,6 +3,7 @@
 //! the templates; what a caller may see is decided by the same access rules as `/v2`.
 
 mod admin;
+mod backups;
 mod chart;
 mod form;
 mod home;
@@ -41,7 +42,15 @@ pub fn routes() -> impl poem::Endpoint {
         .at("/tag/copy", post(image::tag_copy))
         .at("/tag/delete", post(image::tag_delete))
         .at("/proxy", get(admin::proxy_page))
-        .at("/backups", get(admin::backups_page))
+        .at("/backups", get(backups::backups_page))
+        .at("/backups/job", get(backups::job_json))
+        .at("/backups/start", post(backups::start))
+        .at("/backups/verify", post(backups::verify))
+        .at("/backups/delete", post(backups::delete))
+        .at(
+            "/backups/restore",
+            get(backups::restore_page).post(backups::restore),
+        )
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())

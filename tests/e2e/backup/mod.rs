@@ -4,6 +4,7 @@
 
 mod api;
 mod roundtrip;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 

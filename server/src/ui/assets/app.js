@@ -59,3 +59,47 @@ document.addEventListener('submit', (event) => {
   const message = event.target.dataset && event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// Backup page: follows the running job without reloading (its JSON, every second), then
+// refreshes the history when it ends. Without script the page shows the job as rendered.
+(() => {
+  const section = document.getElementById('backup-job');
+  if (!section || !section.dataset.job) return;
+  const bar = document.getElementById('backup-progress');
+  const text = document.getElementById('backup-progress-text');
+  const button = document.getElementById('backup-now');
+  const history = document.getElementById('backup-history');
+  const poll = async () => {
+    try {
+      const resp = await fetch(section.dataset.job, { credentials: 'same-origin', cache: 'no-store' });
+      if (resp.ok) {
+        const job = await resp.json();
+        const count = job.bytes.total ? job.bytes : job.objects;
+        if (count.total) {
+          bar.max = count.total;
+          bar.value = count.done;
+        } else {
+          bar.removeAttribute('value');
+        }
+        text.textContent = job.text;
+        if (job.state !== 'running') {
+          const done = job.kind + ' ' + job.state + (job.error ? ': ' + job.error : '');
+          text.textContent = done;
+          const title = document.getElementById('backup-job-title');
+          if (title) title.textContent = 'Finished: ' + job.id;
+          bar.max = 1;
+          bar.value = 1;
+          if (button) button.disabled = false;
+          const page = await fetch('/ui/backups?partial=history', { credentials: 'same-origin', cache: 'no-store' });
+          if (page.ok && history) history.innerHTML = await page.text();
+          say(done);
+          return;
+        }
+      }
+    } catch {
+      // The server went away for a moment: try again.
+    }
+    setTimeout(poll, 1000);
+  };
+  poll();
+})();
