@@ -146,6 +146,12 @@ impl Server {
     /// Runs `oci-storage <args> --config <this server's configuration>` in its directory,
     /// as an operator would next to the server, and waits for it.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_command(args).output().expect("run oci-storage")
+    }
+
+    /// The command [`Server::cli`] runs (`oci-storage <args> --config <this server's
+    /// configuration>` in its directory), not started: to spawn it and, say, kill it midway.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .arg("--config")
@@ -155,7 +161,7 @@ impl Server {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run oci-storage")
+        cmd
     }
 
     /// Like [`Server::cli`], and it must succeed; answers its standard output.

@@ -281,7 +281,16 @@ impl SeaweedFs {
 
     /// The keys of every object in `bucket` under `prefix`, in order (all pages).
     pub fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
+        self.list_objects(bucket, prefix)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// The key and size (`<Size>` in the listing) of every object in `bucket` under `prefix`,
+    /// in key order (all pages).
+    pub fn list_objects(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let mut objects: Vec<(String, u64)> = Vec::new();
         loop {
             // Parameters in canonical (sorted) order and encoded in canonical form: curl signs
             // the query as written.
@@ -290,19 +299,31 @@ impl SeaweedFs {
                 self.endpoint,
                 percent_encode(prefix)
             );
-            if let Some(last) = keys.last() {
+            if let Some((last, _)) = objects.last() {
                 url.push_str(&format!("&start-after={}", percent_encode(last)));
             }
             let xml = String::from_utf8(s3_get(&url)).expect("a UTF-8 listing");
-            let page: Vec<String> = xml
-                .split("<Key>")
+            let element = |within: &str, name: &str| -> Option<String> {
+                let start = within.find(&format!("<{name}>"))? + name.len() + 2;
+                let end = within[start..].find(&format!("</{name}>"))? + start;
+                Some(within[start..end].to_owned())
+            };
+            let page: Vec<(String, u64)> = xml
+                .split("<Contents>")
                 .skip(1)
-                .map(|s| s.split("</Key>").next().unwrap().to_owned())
+                .map(|entry| {
+                    let entry = entry.split("</Contents>").next().unwrap();
+                    let key = element(entry, "Key").expect("<Key> in a listing entry");
+                    let size = element(entry, "Size")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| panic!("no <Size> for {key} in the listing"));
+                    (key, size)
+                })
                 .collect();
             let more = xml.contains("<IsTruncated>true</IsTruncated>") && !page.is_empty();
-            keys.extend(page);
+            objects.extend(page);
             if !more {
-                return keys;
+                return objects;
             }
         }
     }

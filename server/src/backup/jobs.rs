@@ -81,8 +81,9 @@ pub struct Job {
     pub result: Option<serde_json::Value>,
 }
 
+/// Now, to the millisecond: the cut's times bound which pushes a snapshot holds.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Live counters of a running job, shared with whatever shows it.

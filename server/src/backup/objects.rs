@@ -2,6 +2,7 @@
 //! stream, and reading the target's documents back (checked before they are parsed).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
@@ -77,10 +78,66 @@ fn verified(body: ByteStream, digest: &Digest, size: u64) -> ByteStream {
     .0
 }
 
+/// Waits before the second, third and fourth try of an object: a store that is away for a few
+/// seconds (a restart, a network blip) does not fail a long job.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(10),
+];
+
+/// Runs `attempt` until it succeeds or has failed four times; failures that another try
+/// cannot fix (`permanent`) end at once.
+async fn with_retries<T, F, Fut>(
+    what: &str,
+    permanent: fn(&anyhow::Error) -> bool,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if permanent(&e) => return Err(e),
+            Err(e) => match delays.next() {
+                Some(delay) => {
+                    tracing::warn!(target: "backup", error = %format!("{e:#}"), "{what} failed; trying again in {} s", delay.as_secs());
+                    tokio::time::sleep(*delay).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
+}
+
+/// Content that does not hash to its name: reading it again gives the same bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Damaged(String);
+
+fn is_damaged(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Damaged>().is_some()
+}
+
 /// Copies registry content into the target's `blobs/`, checking its digest on the way: stored
 /// content that no longer hashes to its name fails the job instead of entering every later
-/// snapshot.
+/// snapshot. Other failures are tried again.
 pub async fn upload_content(
+    registry: &Registry,
+    target: &dyn BackupTarget,
+    digest: &Digest,
+    progress: &std::sync::Arc<Progress>,
+) -> anyhow::Result<()> {
+    with_retries(&format!("uploading {digest}"), is_damaged, || {
+        upload_once(registry, target, digest, progress)
+    })
+    .await
+}
+
+async fn upload_once(
     registry: &Registry,
     target: &dyn BackupTarget,
     digest: &Digest,
@@ -96,9 +153,10 @@ pub async fn upload_content(
         .await
     {
         Ok(()) | Err(BackupError::AlreadyExists(_)) => Ok(()),
-        Err(BackupError::Input(e)) if content_mismatch(&e).is_some() => Err(anyhow::anyhow!(
+        Err(BackupError::Input(e)) if content_mismatch(&e).is_some() => Err(Damaged(format!(
             "the registry's copy of {digest} is damaged ({e}); the backup stops here so that it is not saved as good"
-        )),
+        ))
+        .into()),
         Err(e) => Err(anyhow::anyhow!(
             "writing {digest} to {}: {e}",
             target.describe()
@@ -106,8 +164,23 @@ pub async fn upload_content(
     }
 }
 
-/// Copies content from the target into the registry, checking its digest on the way.
+/// Copies content from the target into the registry, checking its digest on the way (a
+/// failure, including a mismatch that a cut connection can cause, is tried again).
 pub async fn download_content(
+    registry: &Registry,
+    target: &dyn BackupTarget,
+    digest: &Digest,
+    progress: &std::sync::Arc<Progress>,
+) -> anyhow::Result<()> {
+    with_retries(
+        &format!("restoring {digest}"),
+        |_| false,
+        || download_once(registry, target, digest, progress),
+    )
+    .await
+}
+
+async fn download_once(
     registry: &Registry,
     target: &dyn BackupTarget,
     digest: &Digest,
@@ -204,6 +277,19 @@ pub async fn read_document<T: DeserializeOwned>(
 /// Writes a document under `meta/` unless it is there already; answers its size when it
 /// was written.
 pub async fn put_document(
+    target: &dyn BackupTarget,
+    bytes: Bytes,
+    digest: &Digest,
+) -> anyhow::Result<Option<u64>> {
+    with_retries(
+        "writing a document",
+        |_| false,
+        || put_document_once(target, bytes.clone(), digest),
+    )
+    .await
+}
+
+async fn put_document_once(
     target: &dyn BackupTarget,
     bytes: Bytes,
     digest: &Digest,

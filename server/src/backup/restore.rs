@@ -65,6 +65,9 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum TagAction {
     Write,
+    /// Already where the snapshot has it.
+    Unchanged,
+    /// Kept as the destination has it.
     Skip,
 }
 
@@ -129,7 +132,7 @@ async fn plan(
                 }
                 Some(state) if state.link.digest == link.digest => {
                     plan.tags_unchanged += 1;
-                    TagAction::Skip
+                    TagAction::Unchanged
                 }
                 Some(state) => {
                     let change = TagChange {
@@ -246,9 +249,21 @@ pub async fn restore(
                 registry.import_tag(repo, &tag, link).await.map_err(fail)?;
             }
             // Chart metadata is derived from the content; only `created` comes from the
-            // snapshot, so that index.yaml reads as it did.
-            if let Some(chart) = doc.charts.get(name)
-                && tags.get(name) == Some(&TagAction::Write)
+            // snapshot, so that index.yaml reads as it did. A tag that already pointed here
+            // may lack its record (a restore killed between the two): it is written then too.
+            let Some(chart) = doc.charts.get(name) else {
+                continue;
+            };
+            let wanted = match tags.get(name) {
+                Some(TagAction::Write) => true,
+                Some(TagAction::Unchanged) => service
+                    .charts
+                    .record(repo.as_str(), name)
+                    .await
+                    .map_or(true, |record| record.is_none()),
+                _ => false,
+            };
+            if wanted
                 && let Err(e) = service
                     .charts
                     .restore_chart(repo, &tag, &chart.created)

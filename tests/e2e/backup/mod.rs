@@ -3,6 +3,7 @@
 //! fresh registry on another backend, and must then serve the same bytes to the same clients.
 
 mod api;
+mod hardening;
 mod roundtrip;
 mod schedule;
 
