@@ -40,3 +40,34 @@ YAML
   "${3:-target/release/oci-storage}" serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
   pids+=($!)
 }
+# start_seaweedfs KEY SECRET BUCKET…: SeaweedFS (`weed mini`) with every port on loopback (its
+# defaults are fixed numbers), one identity KEY/SECRET, and the buckets created; sets `s3` to
+# its endpoint; its pid joins `pids`.
+start_seaweedfs() {
+  local key=$1 secret=$2; shift 2
+  cat > "$work/s3.json" <<JSON
+{"identities":[{"name":"bench","credentials":[{"accessKey":"$key","secretKey":"$secret"}],
+  "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  mkdir -p "$work/weed"
+  local s3_port weed_ports=() flag bucket code
+  s3_port=$(free_port)
+  for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+              s3.port.grpc admin.port admin.port.grpc; do
+    weed_ports+=("-$flag=$(free_port)")
+  done
+  weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3_port" \
+    -s3.config="$work/s3.json" -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+    -debug.port=0 -metricsPort=0 -s3.metricsPort=0 -s3.debug.port=0 "${weed_ports[@]}" \
+    >"$work/weed.log" 2>&1 &
+  pids+=($!)
+  s3="http://127.0.0.1:$s3_port"
+  for bucket in "$@"; do
+    for _ in $(seq 300); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \
+        --user "$key:$secret" "$s3/$bucket" || true)
+      [ "$code" = 200 ] && break
+      sleep 0.2
+    done
+  done
+}

@@ -13,32 +13,7 @@ source scripts/bench-lib.sh
 
 key=AKIDBENCH secret=SECRETBENCH
 
-# SeaweedFS with every port on loopback (its defaults are fixed numbers).
-cat > "$work/s3.json" <<JSON
-{"identities":[{"name":"bench","credentials":[{"accessKey":"$key","secretKey":"$secret"}],
-  "actions":["Admin","Read","Write","List","Tagging"]}]}
-JSON
-mkdir "$work/weed"
-s3_port=$(free_port)
-weed_ports=()
-for flag in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
-            s3.port.grpc admin.port admin.port.grpc; do
-  weed_ports+=("-$flag=$(free_port)")
-done
-weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3_port" \
-  -s3.config="$work/s3.json" -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
-  -debug.port=0 -metricsPort=0 -s3.metricsPort=0 -s3.debug.port=0 "${weed_ports[@]}" \
-  >"$work/weed.log" 2>&1 &
-pids+=($!)
-s3="http://127.0.0.1:$s3_port"
-for bucket in distribution oci-storage; do
-  for _ in $(seq 300); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \
-      --user "$key:$secret" "$s3/$bucket" || true)
-    [ "$code" = 200 ] && break
-    sleep 0.2
-  done
-done
+start_seaweedfs "$key" "$secret" distribution oci-storage
 
 ref_port=$(free_port); s3_ours=$(free_port); fs_ours=$(free_port)
 password="bench-$(date +%s)"

@@ -17,6 +17,9 @@ use crate::tools::{require_tool, run_ok};
 pub const S3_ACCESS_KEY: &str = "AKIDTEST";
 pub const S3_SECRET_KEY: &str = "SECRETTEST";
 pub const S3_REGION: &str = "us-east-1";
+/// The one bucket of the test SeaweedFS that takes unsigned (anonymous) requests; created by
+/// [`SeaweedFs::anonymous_bucket`].
+pub const ANONYMOUS_BUCKET: &str = "anonymous-access";
 
 /// Which storage backend an end-to-end test server uses (`OCI_STORAGE_TEST_BACKEND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +182,7 @@ impl SeaweedFs {
         require_tool("weed");
         let dir = tempfile::tempdir().expect("scratch directory");
         let identities = format!(
-            r#"{{"identities":[{{"name":"ci","credentials":[{{"accessKey":"{S3_ACCESS_KEY}","secretKey":"{S3_SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            r#"{{"identities":[{{"name":"ci","credentials":[{{"accessKey":"{S3_ACCESS_KEY}","secretKey":"{S3_SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"anonymous","actions":["Read:{ANONYMOUS_BUCKET}","Write:{ANONYMOUS_BUCKET}","List:{ANONYMOUS_BUCKET}"]}}]}}"#
         );
         let config = dir.path().join("s3.json");
         std::fs::write(&config, identities).unwrap();
@@ -270,6 +273,16 @@ impl SeaweedFs {
     pub fn test_bucket(&self) -> &str {
         static BUCKET: OnceLock<String> = OnceLock::new();
         BUCKET.get_or_init(|| self.new_bucket())
+    }
+
+    /// The bucket that anonymous requests may read, write and list (created on first use).
+    pub fn anonymous_bucket(&self) -> &'static str {
+        static CREATED: OnceLock<()> = OnceLock::new();
+        CREATED.get_or_init(|| {
+            self.try_create_bucket(ANONYMOUS_BUCKET)
+                .expect("create the anonymous bucket")
+        });
+        ANONYMOUS_BUCKET
     }
 
     /// Creates a new, empty bucket and answers its name.

@@ -38,6 +38,10 @@ pub struct S3Config {
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub session_token: Option<Secret>,
+    /// Unsigned requests, without credentials (a local server or a public bucket); never asks
+    /// the default credential chain.
+    #[serde(default)]
+    pub anonymous: bool,
     /// `whenSupported` (the SDK default) or `whenRequired`: some S3-compatible stores reject
     /// the SDK's streaming checksums, and need `whenRequired`.
     #[serde(default)]
@@ -118,6 +122,12 @@ impl S3Config {
                 .build(),
         );
         match (&self.access_key_id, &self.secret_access_key) {
+            (Some(_), _) | (_, Some(_)) if self.anonymous => {
+                return Err(Self::invalid(
+                    "anonymous: true and accessKeyId/secretAccessKey exclude each other",
+                ));
+            }
+            (None, None) if self.anonymous => loader = loader.no_credentials(),
             (Some(id), Some(secret)) => {
                 loader = loader.credentials_provider(Credentials::new(
                     id.expose(),

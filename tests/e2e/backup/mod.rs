@@ -156,6 +156,12 @@ pub fn contents(server: &Server) -> Vec<(String, String, String)> {
     out
 }
 
+/// What the web interface's home page lists (the search it shares with the REST API):
+/// repositories, kinds, chart versions and descriptions.
+pub fn listing(server: &Server) -> Value {
+    get_json(server, "/api/v1/search?perPage=200")
+}
+
 /// The chart versions of index.json: (name, version, digest, created).
 pub fn chart_index(server: &Server) -> Vec<(String, String, String, String)> {
     let index = get_json(server, "/index.json");

@@ -6,7 +6,7 @@ use oci_storage_tests::object_stores::{
 };
 use oci_storage_tests::{Server, config_with_storage};
 
-use super::{chart_index, check_restored, contents, populate, snapshots};
+use super::{chart_index, check_restored, contents, listing, populate, snapshots};
 
 const FS_STORAGE: &str = "storage:\n  type: fs\n  fs:\n    path: data\n";
 
@@ -56,6 +56,7 @@ fn fs_registry_through_aws_into_s3_registry() {
     destination.launch();
     assert_eq!(contents(&destination), contents(&source));
     assert_eq!(chart_index(&destination), chart_index(&source));
+    assert_eq!(listing(&destination), listing(&source));
     check_restored(&destination, &pushed);
 
     // Restoring again changes nothing.
@@ -87,5 +88,71 @@ fn gcs_registry_through_gcp_into_fs_registry() {
     destination.launch();
     assert_eq!(contents(&destination), contents(&source));
     assert_eq!(chart_index(&destination), chart_index(&source));
+    assert_eq!(listing(&destination), listing(&source));
     check_restored(&destination, &pushed);
+}
+
+/// `backup.aws` with `anonymous: true` (unsigned requests, for a local server or a public
+/// bucket): works where anonymous access is allowed, fails plainly where it is not, and does
+/// not mix with keys.
+#[test]
+fn anonymous_aws_target() {
+    let s3 = SeaweedFs::shared();
+    let anonymous = |bucket: &str, prefix: &str| {
+        format!(
+            "backup:\n  enabled: true\n  aws: {{bucket: {bucket}, prefix: {prefix}, region: us-east-1, endpoint: \"{}\", forcePathStyle: true, anonymous: true}}\n",
+            s3.endpoint
+        )
+    };
+    let open = s3.anonymous_bucket();
+    let prefix = unique_prefix();
+    let server = Server::start_with(
+        crate::BIN,
+        &(config_with_storage(FS_STORAGE) + &anonymous(open, &prefix)),
+        &[],
+    );
+    let reg = crate::protocol::Reg::with(server);
+    reg.push_image("anon/app", "v1", b"a layer pushed for an anonymous target");
+    reg.server.cli_ok(&["backup"]);
+    reg.server.cli_ok(&["backup", "verify"]);
+    assert!(
+        s3.list_keys(open, &format!("{prefix}/snapshots/")).len() == 1,
+        "the snapshot is in the anonymous bucket"
+    );
+
+    // A bucket that wants credentials refuses unsigned requests: the backup fails and says so.
+    let locked = s3.new_bucket();
+    let server = Server::start_with(
+        crate::BIN,
+        &(config_with_storage(FS_STORAGE) + &anonymous(&locked, "x")),
+        &[],
+    );
+    let out = server.cli(&["backup"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("s3:{locked}")), "{stderr}");
+    assert!(s3.list_keys(&locked, "").is_empty());
+
+    // Keys and anonymous together: a startup error naming the key.
+    let both = Server::prepare(
+        crate::BIN,
+        &(config_with_storage(FS_STORAGE)
+            + &anonymous(open, "y").replace(
+                "anonymous: true",
+                "anonymous: true, accessKeyId: a, secretAccessKey: b",
+            )),
+        &[],
+    );
+    let out = both.cli(&["check-config"]);
+    let out = if out.status.success() {
+        both.cli(&["backup"])
+    } else {
+        out
+    };
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("backup.aws") && stderr.contains("anonymous"),
+        "{stderr}"
+    );
 }
