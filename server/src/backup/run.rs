@@ -61,6 +61,42 @@ struct CutRepository {
     doc: RepositoryDoc,
 }
 
+/// A repository whose document is in the target.
+struct SavedRepository {
+    entry: RepositoryEntry,
+    /// The content it needs, with sizes.
+    content: Vec<(Digest, u64)>,
+    /// The document's size, when this run uploaded it.
+    uploaded: Option<u64>,
+}
+
+/// Uploads a repository's document unless the target has it (an unchanged repository).
+async fn save_document(
+    target: &dyn BackupTarget,
+    doc: &RepositoryDoc,
+    in_target: &BTreeSet<Digest>,
+) -> anyhow::Result<SavedRepository> {
+    let (bytes, digest) = format::encode(doc);
+    let uploaded = if in_target.contains(&digest) {
+        None
+    } else {
+        objects::put_document(target, bytes, &digest).await?
+    };
+    let content: Vec<(Digest, u64)> = doc.content().map(|(d, s)| (d.clone(), s)).collect();
+    Ok(SavedRepository {
+        entry: RepositoryEntry {
+            name: doc.name.clone(),
+            doc: digest,
+            tags: doc.tags.len(),
+            manifests: doc.manifests.len(),
+            blobs: doc.blobs.len(),
+            bytes: content.iter().map(|(_, s)| s).sum(),
+        },
+        content,
+        uploaded,
+    })
+}
+
 /// The sizes of registry content, listed once before the cut; content written since is asked
 /// for one by one.
 struct ContentSizes {
@@ -278,50 +314,38 @@ pub async fn backup(
     let sizes = &sizes;
     let charts = &charts;
     let no_charts = &no_charts;
-    let cut: Vec<CutRepository> =
+    let docs_in_target = &docs_in_target;
+    // Each repository's document is saved as soon as it is cut, so that memory holds the
+    // content digests, not every document.
+    let saved: Vec<SavedRepository> =
         futures_util::stream::iter(names.into_iter().map(|repo| async move {
-            let found = cut_repository(
+            let CutRepository { doc } = cut_repository(
                 registry,
                 &repo,
                 sizes,
                 charts.get(repo.as_str()).unwrap_or(no_charts),
             )
-            .await;
+            .await?;
+            let saved = save_document(target, &doc, docs_in_target).await?;
             progress.add_object();
-            found
+            anyhow::Ok(saved)
         }))
         .buffered(REPOSITORIES_AT_ONCE)
         .try_collect()
         .await?;
     let cut_ended_at = now_rfc3339();
 
-    progress.set_phase("documents");
     let mut totals = Totals::default();
     let mut content: BTreeMap<Digest, u64> = BTreeMap::new();
-    let mut repositories = Vec::with_capacity(cut.len());
-    for CutRepository { doc } in &cut {
-        let (bytes, digest) = format::encode(doc);
-        if !docs_in_target.contains(&digest)
-            && let Some(size) = objects::put_document(target, bytes, &digest).await?
-        {
+    let mut repositories = Vec::with_capacity(saved.len());
+    for repository in saved {
+        if let Some(size) = repository.uploaded {
             totals.new_objects += 1;
             totals.new_bytes += size;
         }
-        let mut repo_bytes = 0;
-        for (d, size) in doc.content() {
-            repo_bytes += size;
-            content.insert(d.clone(), size);
-        }
-        repositories.push(RepositoryEntry {
-            name: doc.name.clone(),
-            doc: digest,
-            tags: doc.tags.len(),
-            manifests: doc.manifests.len(),
-            blobs: doc.blobs.len(),
-            bytes: repo_bytes,
-        });
+        content.extend(repository.content);
+        repositories.push(repository.entry);
     }
-    drop(cut);
     totals.objects = content.len() as u64;
     totals.bytes = content.values().sum();
 
