@@ -386,7 +386,7 @@ pub enum LogFormat {
 /// `backup`: copies of the registry in a bucket or directory. The target's settings belong to
 /// its plugin (`backup.aws` → `s3`, `backup.gcp` → `gcs`, `backup.target` → its `type`), which
 /// checks them when the server starts; errors name the key.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct BackupConfig {
     pub enabled: bool,
@@ -405,6 +405,26 @@ pub struct BackupConfig {
     /// Seconds a job's lease lasts without renewal: how long a process that died mid-job keeps
     /// other jobs waiting.
     pub lease_seconds: LeaseSeconds,
+}
+
+/// Masks the targets' secrets (keys, tokens), as for storage.
+impl std::fmt::Debug for BackupConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |m: &Option<serde_json::Map<String, serde_json::Value>>| {
+            m.as_ref()
+                .map(|m| crate::redact_secrets(&serde_json::Value::Object(m.clone())))
+        };
+        f.debug_struct("BackupConfig")
+            .field("enabled", &self.enabled)
+            .field("aws", &redacted(&self.aws))
+            .field("gcp", &redacted(&self.gcp))
+            .field("target", &redacted(&self.target))
+            .field("schedule", &self.schedule)
+            .field("keep", &self.keep)
+            .field("concurrency", &self.concurrency)
+            .field("lease_seconds", &self.lease_seconds)
+            .finish()
+    }
 }
 
 /// `backup.schedule`, checked when the configuration loads.

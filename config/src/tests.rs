@@ -197,3 +197,19 @@ fn backup_keep_and_bounds_are_checked() {
     assert_eq!(c.backup.concurrency.get(), 16);
     assert_eq!(c.backup.lease_seconds.get().as_secs(), 5);
 }
+
+#[test]
+fn backup_secrets_are_masked_in_debug_output() {
+    let c = parse(
+        "backup:\n  aws: {bucket: b, accessKeyId: AKIDVISIBLE, secretAccessKey: s3cr3t-value, sessionToken: t0ken-value}\n",
+        "f",
+        no_env(),
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("s3cr3t-value") && !shown.contains("t0ken-value"),
+        "{shown}"
+    );
+    assert!(shown.contains("bucket"), "{shown}");
+}

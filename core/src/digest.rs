@@ -275,6 +275,23 @@ fn mismatch(m: ContentMismatch) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, m)
 }
 
+/// `input` checked to be exactly the content `digest` names, `size` bytes long: it fails at
+/// the first byte past `size`, or at its end on a wrong digest or a short read (so a storage
+/// write of it never commits wrong content).
+pub fn verified_stream(input: ByteStream, digest: &Digest, size: u64) -> ByteStream {
+    hashing_stream(
+        input,
+        digest.algorithm().hasher(),
+        0,
+        Expectation {
+            digest: Some(digest.clone()),
+            size: Some(size),
+            max_size: Some(size),
+        },
+    )
+    .0
+}
+
 /// Finds a [`ContentMismatch`] inside an error produced by a [`hashing_stream`].
 pub fn content_mismatch(err: &std::io::Error) -> Option<&ContentMismatch> {
     err.get_ref()?.downcast_ref::<ContentMismatch>()

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backup;
 pub mod charts;
 mod health;
+pub mod human;
 pub mod logging;
 mod nodelay;
 pub mod oci;

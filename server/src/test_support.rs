@@ -1,8 +1,14 @@
 //! Shared by the unit tests: a real fs storage in a temporary directory.
 
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use oci_storage_core::Storage;
+use async_trait::async_trait;
+use oci_storage_core::{
+    ByteStream, GetResult, Key, ListOptions, ListPage, ObjectMeta, PartInfo, PutMode, Storage,
+    StorageError,
+};
 
 /// An empty fs storage (no fsync) living as long as the returned directory.
 pub async fn temporary_storage() -> (tempfile::TempDir, Arc<dyn Storage>) {
@@ -65,4 +71,90 @@ pub fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Val
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// A storage whose writes hang for ever once [`StallingWrites::stall`] is called (a store that
+/// stopped answering); reads and listings go on.
+#[derive(Debug)]
+pub struct StallingWrites {
+    inner: Arc<dyn Storage>,
+    stalled: AtomicBool,
+}
+
+impl StallingWrites {
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
+        Self {
+            inner,
+            stalled: AtomicBool::new(false),
+        }
+    }
+
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    async fn maybe_hang(&self) {
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for StallingWrites {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<GetResult, StorageError> {
+        self.inner.get(key, range).await
+    }
+    async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &Key,
+        body: ByteStream,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StorageError> {
+        self.maybe_hang().await;
+        self.inner.put(key, body, mode).await
+    }
+    async fn delete(&self, key: &Key) -> Result<(), StorageError> {
+        self.maybe_hang().await;
+        self.inner.delete(key).await
+    }
+    async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectMeta, StorageError> {
+        self.maybe_hang().await;
+        self.inner.copy(from, to).await
+    }
+    async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListPage, StorageError> {
+        self.inner.list(prefix, options).await
+    }
+    async fn create_multipart(&self, key: &Key) -> Result<String, StorageError> {
+        self.maybe_hang().await;
+        self.inner.create_multipart(key).await
+    }
+    async fn put_part(
+        &self,
+        key: &Key,
+        upload_id: &str,
+        part: u32,
+        body: ByteStream,
+    ) -> Result<PartInfo, StorageError> {
+        self.maybe_hang().await;
+        self.inner.put_part(key, upload_id, part, body).await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &Key,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> Result<ObjectMeta, StorageError> {
+        self.maybe_hang().await;
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &Key, upload_id: &str) -> Result<(), StorageError> {
+        self.inner.abort_multipart(key, upload_id).await
+    }
 }

@@ -13,7 +13,7 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 /// `helm create` + `helm package` of `name` at `version`; answers the archive path.
-fn package(
+pub(crate) fn package(
     helm: &str,
     home: &Path,
     name: &str,

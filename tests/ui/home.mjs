@@ -73,8 +73,8 @@ try {
 
   // Administrators reach the backup and proxy pages from the header.
   await page.getByRole('link', { name: 'Backups' }).click();
-  check(await page.getByText('Backups are not configured.').isVisible(), 'the backup page says backups are not configured');
-  await page.screenshot({ path: join(shots, 'backups.png'), fullPage: true });
+  check(await page.getByText('Backups are not enabled').isVisible(), 'the backup page says backups are not enabled');
+  await page.screenshot({ path: join(shots, 'backups-disabled.png'), fullPage: true });
   await page.getByRole('link', { name: 'Proxy cache' }).click();
   check(await page.getByText('The pull-through proxy is not enabled').isVisible(), 'the proxy page says the proxy is off');
   await page.goto(base + '/');

@@ -14,9 +14,9 @@ use super::ApiTags;
 use super::problem::ApiError;
 use super::security::{ApiUser, require_admin};
 use crate::backup::format::{SnapshotId, SnapshotRecord};
-use crate::backup::jobs::{Job, JobState};
+use crate::backup::jobs::Job;
 use crate::backup::lease::LeaseError;
-use crate::backup::{BackupService, RestoreOptions, SnapshotError, Which};
+use crate::backup::{BackupService, RestoreOptions, SnapshotError, SnapshotSummary, Which};
 use crate::state::AppState;
 
 /// A job's progress and outcome.
@@ -57,7 +57,7 @@ impl From<Job> for JobView {
         Self {
             id: job.id.to_string(),
             kind: job.kind.as_str().into(),
-            state: state_name(job.state),
+            state: job.state.as_str().into(),
             phase: job.phase,
             started_by: job.started_by,
             holder: job.holder,
@@ -74,14 +74,6 @@ impl From<Job> for JobView {
             result: job.result,
         }
     }
-}
-
-/// A job state as the job record spells it.
-fn state_name(state: JobState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// A snapshot, without its repository list.
@@ -122,35 +114,41 @@ pub struct SnapshotRepository {
 }
 
 impl SnapshotView {
-    fn new(record: SnapshotRecord, with_repositories: bool) -> Self {
-        let t = record.totals;
+    fn of_summary(s: &SnapshotSummary) -> Self {
+        let t = s.totals;
         Self {
-            id: record.id.to_string(),
-            started_at: record.started_at,
-            completed_at: record.completed_at,
-            cut_started_at: record.cut_started_at,
-            cut_ended_at: record.cut_ended_at,
-            started_by: record.started_by,
-            source: record.source,
-            repositories: record.repositories.len() as u64,
+            id: s.id.to_string(),
+            started_at: s.started_at.clone(),
+            completed_at: s.completed_at.clone(),
+            cut_started_at: s.cut_started_at.clone(),
+            cut_ended_at: s.cut_ended_at.clone(),
+            started_by: s.started_by.clone(),
+            source: s.source.clone(),
+            repositories: s.repositories as u64,
             objects: t.objects,
             bytes: t.bytes,
             new_objects: t.new_objects,
             new_bytes: t.new_bytes,
-            repository_list: with_repositories.then(|| {
-                record
-                    .repositories
-                    .into_iter()
-                    .map(|r| SnapshotRepository {
-                        name: r.name,
-                        tags: r.tags as u64,
-                        manifests: r.manifests as u64,
-                        blobs: r.blobs as u64,
-                        bytes: r.bytes,
-                    })
-                    .collect()
-            }),
+            repository_list: None,
         }
+    }
+
+    fn of_record(record: SnapshotRecord) -> Self {
+        let mut view = Self::of_summary(&SnapshotSummary::from(&record));
+        view.repository_list = Some(
+            record
+                .repositories
+                .into_iter()
+                .map(|r| SnapshotRepository {
+                    name: r.name,
+                    tags: r.tags as u64,
+                    manifests: r.manifests as u64,
+                    blobs: r.blobs as u64,
+                    bytes: r.bytes,
+                })
+                .collect(),
+        );
+        view
     }
 }
 
@@ -167,6 +165,17 @@ pub struct BackupStatus {
     pub keep: Option<serde_json::Value>,
     /// The job running now, on any replica.
     pub running: Option<JobView>,
+    /// Whether the target answered just now.
+    pub last_check: TargetCheck,
+}
+
+/// A reachability check of the target.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TargetCheck {
+    pub ok: bool,
+    /// Why not, in the store's words (unreachable, denied…).
+    pub error: Option<String>,
 }
 
 /// A job was started.
@@ -250,7 +259,7 @@ impl From<crate::backup::Plan> for RestorePlan {
             tags_kept_immutable: changes(p.tags_kept_immutable),
             content_objects: p.content_objects,
             content_bytes: p.content_bytes,
-            api_tokens: p.api_tokens,
+            api_tokens: p.api_tokens.as_str().into(),
         }
     }
 }
@@ -332,6 +341,16 @@ impl BackupsApi {
                 .keep
                 .map(|k| serde_json::to_value(k).expect("serializes")),
             running: running.map(JobView::from),
+            last_check: match service.check().await {
+                Ok(()) => TargetCheck {
+                    ok: true,
+                    error: None,
+                },
+                Err(e) => TargetCheck {
+                    ok: false,
+                    error: Some(e),
+                },
+            },
         }))
     }
 
@@ -413,14 +432,14 @@ impl BackupsApi {
         Data(state): Data<&Arc<AppState>>,
     ) -> Result<Json<Vec<SnapshotView>>, ApiError> {
         require_admin(state, &principal, "see backups")?;
-        let records = service(state)?
-            .snapshots()
+        let summaries = service(state)?
+            .summaries()
             .await
             .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
         Ok(Json(
-            records
-                .into_iter()
-                .map(|r| SnapshotView::new(r, false))
+            summaries
+                .iter()
+                .map(|s| SnapshotView::of_summary(s))
                 .collect(),
         ))
     }
@@ -441,7 +460,7 @@ impl BackupsApi {
     ) -> Result<Json<SnapshotView>, ApiError> {
         require_admin(state, &principal, "see backups")?;
         let record = snapshot(service(state)?, &id.0).await?;
-        Ok(Json(SnapshotView::new(record, true)))
+        Ok(Json(SnapshotView::of_record(record)))
     }
 
     /// Delete a snapshot

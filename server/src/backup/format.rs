@@ -65,11 +65,14 @@ pub fn digest_of(path: &str) -> Option<Digest> {
     format!("{alg}:{hex}").parse().ok()
 }
 
-/// `{"format":…,"version":…}`: the marker, and the head of every record.
+/// `{"format":…,"version":…,"registry":…}`: the marker, and the head of every record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Marker {
     pub format: String,
     pub version: u32,
+    /// The id of the registry whose backups the target holds (only that one writes to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 impl Marker {
@@ -77,6 +80,7 @@ impl Marker {
         Self {
             format: FORMAT.into(),
             version: VERSION,
+            registry: None,
         }
     }
 
@@ -288,6 +292,9 @@ pub struct SnapshotRecord {
     /// The registry storage it was taken from.
     pub source: String,
     pub registry_version: String,
+    /// The id of the registry it was taken from (a fresh registry restored from it adopts it).
+    #[serde(default)]
+    pub registry: Option<String>,
     pub repositories: Vec<RepositoryEntry>,
     pub system: Digest,
     pub totals: Totals,
@@ -298,6 +305,7 @@ impl SnapshotRecord {
         Marker {
             format: self.format.clone(),
             version: self.version,
+            registry: self.registry.clone(),
         }
     }
 }

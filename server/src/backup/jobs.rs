@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use oci_storage_core::{PutMode, Storage, StorageError, StorageExt};
+use oci_storage_core::{PutMode, Storage, StorageError, StorageExt, Within};
 use serde::{Deserialize, Serialize};
 
 use super::format::SnapshotId;
@@ -47,6 +47,18 @@ pub enum JobState {
     Interrupted,
     /// A scheduled run that did not start because another job was running.
     Skipped,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Skipped => "skipped",
+        }
+    }
 }
 
 /// Done of total; `total` is unknown until the job has counted.
@@ -165,7 +177,8 @@ impl Progress {
             }
             samples.front().and_then(|(t, b)| {
                 let secs = now.duration_since(*t).as_secs_f64();
-                (secs >= 0.5).then(|| ((bytes_done - b) as f64 / secs) as u64)
+                // Saturating: a new phase may have reset the counter since this sample.
+                (secs >= 0.5).then(|| (bytes_done.saturating_sub(*b) as f64 / secs) as u64)
             })
         };
         let eta = match (bytes_total, rate) {
@@ -243,13 +256,15 @@ impl Jobs {
 
     /// A job by id; a running job whose lease is gone reads as interrupted.
     pub async fn get(&self, id: &SnapshotId) -> Result<Option<Job>, StorageError> {
+        // A record that cannot be read (damaged, too large) is left out of the history
+        // rather than breaking it.
         let job = match self
             .storage
-            .get_bytes(&layout::backup_job(id.as_str()), MAX_JOB_BYTES)
+            .get_within(&layout::backup_job(id.as_str()), MAX_JOB_BYTES)
             .await
         {
-            Ok(bytes) => serde_json::from_slice::<Job>(&bytes).ok(),
-            Err(StorageError::NotFound { .. }) => None,
+            Ok(Within::Read { bytes, .. }) => serde_json::from_slice::<Job>(&bytes).ok(),
+            Ok(Within::TooLarge) | Err(StorageError::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
         match job {

@@ -39,6 +39,12 @@ pub enum LeaseError {
     Storage(#[from] StorageError),
     #[error("the job lease was lost (another process took it after it expired)")]
     Lost,
+    #[error(
+        "the job lease could not be renewed in time (registry storage too slow or unreachable)"
+    )]
+    Expired,
+    #[error("registry storage gives the job lease no version to compare and set")]
+    Unversioned,
 }
 
 fn now_ms() -> u64 {
@@ -122,7 +128,8 @@ impl Lease {
         ttl: Duration,
     ) -> Result<Self, LeaseError> {
         let key = layout::backup_lease();
-        loop {
+        // Each lost race means another process took or renewed it: a few tries settle it.
+        for _ in 0..8 {
             let mode = match read(storage.as_ref()).await? {
                 Some((current, _)) if current.expires_at_ms > now_ms() => {
                     return Err(LeaseError::Busy {
@@ -132,7 +139,9 @@ impl Lease {
                     });
                 }
                 Some((_, version)) if !version.is_empty() => PutMode::Update(version),
-                Some(_) => PutMode::Overwrite,
+                // Without a version there is no compare-and-set, and two processes could both
+                // win: no backend of ours lists objects without one.
+                Some(_) => return Err(LeaseError::Unversioned),
                 None => PutMode::Create,
             };
             let record = LeaseRecord {
@@ -156,10 +165,14 @@ impl Lease {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+        match current(storage.as_ref()).await? {
+            Some(lease) => Err(LeaseError::Busy {
+                job: lease.job,
+                kind: lease.kind,
+                holder: lease.holder,
+            }),
+            None => Err(LeaseError::Expired),
+        }
     }
 
     async fn write(&mut self, expires_at_ms: u64) -> Result<(), LeaseError> {
@@ -193,22 +206,25 @@ impl Lease {
     }
 
     /// Keeps the lease until it is lost or can no longer be renewed in time: renews every
-    /// quarter of its time, and gives up (returns) when it could not renew before only a
-    /// quarter was left, so the job ends before another process may take the lease.
+    /// quarter of its time, each renewal given only the time left before a quarter of the lease
+    /// remains, and gives up (returns) then. The caller stops the job at once, so it has ended
+    /// before another process may take the lease, even when storage hangs.
     pub async fn keep(&mut self) -> LeaseError {
         let quarter = self.ttl / 4;
         let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(quarter).await;
-            match self.renew().await {
-                Ok(()) => renewed = tokio::time::Instant::now(),
-                Err(LeaseError::Lost) => return LeaseError::Lost,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not renew the job lease; retrying");
+            let left = (self.ttl - quarter).saturating_sub(renewed.elapsed());
+            match tokio::time::timeout(left, self.renew()).await {
+                Ok(Ok(())) => renewed = tokio::time::Instant::now(),
+                Ok(Err(LeaseError::Lost)) => return LeaseError::Lost,
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "backup", error = %e, "could not renew the job lease; retrying");
                     if renewed.elapsed() >= self.ttl - quarter {
-                        return e;
+                        return LeaseError::Expired;
                     }
                 }
+                Err(_) => return LeaseError::Expired,
             }
         }
     }
@@ -216,7 +232,7 @@ impl Lease {
     /// Lets the next job start at once.
     pub async fn release(mut self) {
         if let Err(e) = self.write(0).await {
-            tracing::warn!(error = %e, "could not release the job lease; it expires by itself");
+            tracing::warn!(target: "backup", error = %e, "could not release the job lease; it expires by itself");
         }
     }
 }
@@ -260,6 +276,22 @@ mod tests {
         assert!(matches!(b.renew().await, Err(LeaseError::Lost)));
         assert!(matches!(b.keep().await, LeaseError::Lost));
         c.release().await;
+    }
+
+    /// A renewal that hangs (storage stalled) ends `keep` before the lease could expire.
+    #[tokio::test]
+    async fn a_hanging_renewal_gives_up_in_time() {
+        let (_dir, inner) = storage().await;
+        let hangs = Arc::new(crate::test_support::StallingWrites::new(inner));
+        let ttl = Duration::from_millis(800);
+        let mut lease = Lease::acquire(hangs.clone(), "a", "backup", "j", ttl)
+            .await
+            .unwrap();
+        hangs.stall();
+        let started = std::time::Instant::now();
+        assert!(matches!(lease.keep().await, LeaseError::Expired));
+        // It gave up with a quarter of the lease left.
+        assert!(started.elapsed() < ttl - ttl / 8, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

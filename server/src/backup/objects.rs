@@ -1,12 +1,12 @@
 //! Moving objects between the registry and a backup target, always verified by digest as they
 //! stream, and reading the target's documents back (checked before they are parsed).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_storage_core::digest::{Expectation, content_mismatch, hashing_stream};
+use oci_storage_core::digest::{content_mismatch, verified_stream};
 use oci_storage_core::{
     BackupError, BackupObject, BackupTarget, ByteStream, Digest, Key, WriteMode,
 };
@@ -45,15 +45,15 @@ pub async fn list_paths(
         .collect())
 }
 
-/// The digests of the objects under `prefix` (`blobs/` or `meta/`).
-pub async fn list_digests(
+/// The digest and size of each object under `prefix` (`blobs/` or `meta/`).
+pub async fn list_sizes(
     target: &dyn BackupTarget,
     prefix: &str,
-) -> Result<BTreeSet<Digest>, BackupError> {
-    Ok(list_paths(target, prefix)
+) -> Result<BTreeMap<Digest, u64>, BackupError> {
+    Ok(list_objects(target, prefix)
         .await?
-        .iter()
-        .filter_map(|p| format::digest_of(p))
+        .into_iter()
+        .filter_map(|o| format::digest_of(&o.path).map(|d| (d, o.size)))
         .collect())
 }
 
@@ -62,20 +62,6 @@ fn counted(body: ByteStream, progress: &std::sync::Arc<Progress>) -> ByteStream 
     let progress = progress.clone();
     body.inspect_ok(move |chunk| progress.add_bytes(chunk.len() as u64))
         .boxed()
-}
-
-fn verified(body: ByteStream, digest: &Digest, size: u64) -> ByteStream {
-    hashing_stream(
-        body,
-        digest.algorithm().hasher(),
-        0,
-        Expectation {
-            digest: Some(digest.clone()),
-            size: Some(size),
-            max_size: Some(size),
-        },
-    )
-    .0
 }
 
 /// Waits before the second, third and fourth try of an object: a store that is away for a few
@@ -129,10 +115,11 @@ pub async fn upload_content(
     registry: &Registry,
     target: &dyn BackupTarget,
     digest: &Digest,
+    mode: WriteMode,
     progress: &std::sync::Arc<Progress>,
 ) -> anyhow::Result<()> {
     with_retries(&format!("uploading {digest}"), is_damaged, || {
-        upload_once(registry, target, digest, progress)
+        upload_once(registry, target, digest, mode, progress)
     })
     .await
 }
@@ -141,15 +128,16 @@ async fn upload_once(
     registry: &Registry,
     target: &dyn BackupTarget,
     digest: &Digest,
+    mode: WriteMode,
     progress: &std::sync::Arc<Progress>,
 ) -> anyhow::Result<()> {
     let (size, body) = registry
         .read_content(digest)
         .await
         .map_err(|e| anyhow::anyhow!("reading {digest} from the registry: {}", e.message))?;
-    let body = counted(verified(body, digest, size), progress);
+    let body = counted(verified_stream(body, digest, size), progress);
     match target
-        .put(&format::blob(digest), body, size, WriteMode::Create)
+        .put(&format::blob(digest), body, size, mode)
         .await
     {
         Ok(()) | Err(BackupError::AlreadyExists(_)) => Ok(()),
@@ -217,7 +205,7 @@ pub async fn check_content(
         Err(BackupError::NotFound(_)) => return Err(Damage::Missing),
         Err(e) => return Err(Damage::Target(e)),
     };
-    let mut body = counted(verified(body, digest, size), progress);
+    let mut body = counted(verified_stream(body, digest, size), progress);
     while let Some(chunk) = body.next().await {
         if let Err(e) = chunk {
             return Err(match content_mismatch(&e) {

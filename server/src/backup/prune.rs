@@ -31,6 +31,8 @@ pub async fn delete(
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Pruned> {
     let target = service.target.as_ref();
+    // Only the registry whose backups the target holds deletes from it.
+    super::run::ensure_marker(target, service.registry_id().await?).await?;
     progress.set_phase("delete");
     for id in ids {
         target.delete(&format::snapshot(id)).await.map_err(|e| {

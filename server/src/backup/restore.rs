@@ -2,10 +2,11 @@
 //! or not. Content first (verified by digest), then each repository's links in push order
 //! (blob links, manifests children first, catalog entry, tags), then chart metadata and the
 //! system records. Nothing is ever deleted; a tag that changed after the snapshot is kept
-//! unless `overwrite` is asked for, and an immutable tag is never moved. Every step can be
-//! repeated, so a restore that was interrupted is simply run again.
+//! unless `overwrite` is asked for, and an immutable tag is never moved. Each tag's decision is
+//! taken again just before it is written, so a push that lands while the content is copied is
+//! kept too. Every step can be repeated, so a restore that was interrupted is run again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,7 +18,7 @@ use super::BackupService;
 use super::format::{RepositoryDoc, SnapshotRecord, SystemDoc};
 use super::jobs::Progress;
 use super::objects;
-use crate::registry::{ManifestLink, RepoName, Tag, layout};
+use crate::registry::{ManifestLink, RepoName, Tag, TagState, layout};
 
 /// How a restore treats the destination.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +40,26 @@ pub struct TagChange {
     pub to: Digest,
 }
 
+/// What becomes of the API tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiTokens {
+    /// The destination has none: the snapshot's are restored.
+    #[default]
+    Restore,
+    /// The destination has its own, which are kept (a merge never brings back a revoked one).
+    Keep,
+}
+
+impl ApiTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restore => "restore",
+            Self::Keep => "keep",
+        }
+    }
+}
+
 /// What a restore will do (and, after it ran, did).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,22 +79,46 @@ pub struct Plan {
     /// Content to copy from the target.
     pub content_objects: u64,
     pub content_bytes: u64,
-    /// `restore`: the snapshot's API tokens; `keep`: the destination has its own.
-    pub api_tokens: String,
+    pub api_tokens: ApiTokens,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How many tags of each list a job record keeps (the counts are all there).
+const LISTED_IN_RECORD: usize = 100;
+
+impl Plan {
+    /// The plan as a job record keeps it: each list cut to its first 100 entries, with its
+    /// full length, so that a restore of thousands of tags still has a small record.
+    pub fn for_record(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("serializes");
+        for (field, list) in [
+            ("tagsMoved", &self.tags_moved),
+            ("tagsKeptNewer", &self.tags_kept_newer),
+            ("tagsKeptImmutable", &self.tags_kept_immutable),
+        ] {
+            value[field] = serde_json::to_value(&list[..list.len().min(LISTED_IN_RECORD)])
+                .expect("serializes");
+            value[format!("{field}Count")] = list.len().into();
+        }
+        value
+    }
+}
+
+/// The decision about one tag.
+#[derive(Debug, Clone, PartialEq)]
 enum TagAction {
-    Write,
+    /// Point it at the snapshot's manifest, if it still points at `from` (absent: `None`).
+    Write { from: Option<Digest> },
     /// Already where the snapshot has it.
     Unchanged,
     /// Kept as the destination has it.
     Skip,
 }
 
+/// What the plan keeps of a repository (its document is read again to apply it, so that
+/// memory holds one document at a time).
 struct RepositoryPlan {
     repo: RepoName,
-    doc: RepositoryDoc,
+    doc: Digest,
     tags: BTreeMap<String, TagAction>,
 }
 
@@ -83,19 +128,74 @@ fn parse_time(rfc3339: &str) -> Option<SystemTime> {
         .map(SystemTime::from)
 }
 
+/// How tags are decided: against the snapshot's cut, with or without `overwrite`.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    cut: Option<SystemTime>,
+    options: RestoreOptions,
+}
+
+impl Rules {
+    fn of(record: &SnapshotRecord, options: RestoreOptions) -> Self {
+        Self {
+            cut: parse_time(&record.cut_started_at),
+            options,
+        }
+    }
+
+    /// Decides a tag from where it points now, counting the decision in `plan`.
+    fn decide(
+        &self,
+        plan: &mut Plan,
+        (repository, name): (&str, &str),
+        immutable: bool,
+        link: &ManifestLink,
+        current: Option<TagState>,
+    ) -> TagAction {
+        let Some(state) = current else {
+            plan.tags_added += 1;
+            return TagAction::Write { from: None };
+        };
+        if state.link.digest == link.digest {
+            plan.tags_unchanged += 1;
+            return TagAction::Unchanged;
+        }
+        let change = TagChange {
+            repository: repository.to_owned(),
+            tag: name.to_owned(),
+            from: state.link.digest.clone(),
+            to: link.digest.clone(),
+        };
+        let older = matches!((state.last_modified, self.cut), (Some(at), Some(cut)) if at <= cut);
+        if immutable {
+            plan.tags_kept_immutable.push(change);
+            TagAction::Skip
+        } else if older || self.options.overwrite {
+            plan.tags_moved.push(change);
+            TagAction::Write {
+                from: Some(state.link.digest),
+            }
+        } else {
+            plan.tags_kept_newer.push(change);
+            TagAction::Skip
+        }
+    }
+}
+
 /// Reads the snapshot's documents and compares them with the destination.
 async fn plan(
     service: &BackupService,
     record: &SnapshotRecord,
     options: RestoreOptions,
-) -> anyhow::Result<(Plan, Vec<RepositoryPlan>, Vec<(Digest, u64)>, SystemDoc)> {
+) -> anyhow::Result<(Plan, Vec<RepositoryPlan>, Vec<(Digest, u64)>)> {
     let registry = &service.registry;
     let target = service.target.as_ref();
-    let cut = parse_time(&record.cut_started_at);
+    let rules = Rules::of(record, options);
     let mut plan = Plan {
         snapshot: record.id.to_string(),
         ..Plan::default()
     };
+    let fail = |e: crate::registry::RegistryError| anyhow::anyhow!("{}", e.message);
     let present = registry
         .content_inventory()
         .await
@@ -107,11 +207,7 @@ async fn plan(
         let repo = RepoName::parse(&doc.name).ok_or_else(|| {
             anyhow::anyhow!("the snapshot names an invalid repository {:?}", doc.name)
         })?;
-        let exists = registry
-            .repository_exists(&repo)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        if exists {
+        if registry.repository_exists(&repo).await.map_err(fail)? {
             plan.repositories_merged += 1;
         } else {
             plan.repositories_created += 1;
@@ -121,40 +217,9 @@ async fn plan(
             let Some(tag) = Tag::parse(name) else {
                 continue;
             };
-            let current = registry
-                .tag_state(&repo, &tag)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            let action = match current {
-                None => {
-                    plan.tags_added += 1;
-                    TagAction::Write
-                }
-                Some(state) if state.link.digest == link.digest => {
-                    plan.tags_unchanged += 1;
-                    TagAction::Unchanged
-                }
-                Some(state) => {
-                    let change = TagChange {
-                        repository: doc.name.clone(),
-                        tag: name.clone(),
-                        from: state.link.digest,
-                        to: link.digest.clone(),
-                    };
-                    let older =
-                        matches!((state.last_modified, cut), (Some(at), Some(cut)) if at <= cut);
-                    if registry.settings().is_immutable(&tag) {
-                        plan.tags_kept_immutable.push(change);
-                        TagAction::Skip
-                    } else if older || options.overwrite {
-                        plan.tags_moved.push(change);
-                        TagAction::Write
-                    } else {
-                        plan.tags_kept_newer.push(change);
-                        TagAction::Skip
-                    }
-                }
-            };
+            let current = registry.tag_state(&repo, &tag).await.map_err(fail)?;
+            let immutable = registry.settings().is_immutable(&tag);
+            let action = rules.decide(&mut plan, (&doc.name, name), immutable, link, current);
             tags.insert(name.clone(), action);
         }
         for (digest, size) in doc.content() {
@@ -162,11 +227,14 @@ async fn plan(
                 needed.insert(digest.clone(), size);
             }
         }
-        repositories.push(RepositoryPlan { repo, doc, tags });
+        repositories.push(RepositoryPlan {
+            repo,
+            doc: entry.doc.clone(),
+            tags,
+        });
     }
     plan.content_objects = needed.len() as u64;
     plan.content_bytes = needed.values().sum();
-    let system: SystemDoc = objects::read_document(target, &record.system).await?;
     let has_tokens = !registry
         .storage()
         .list(
@@ -179,8 +247,12 @@ async fn plan(
         .await?
         .objects
         .is_empty();
-    plan.api_tokens = if has_tokens { "keep" } else { "restore" }.into();
-    Ok((plan, repositories, needed.into_iter().collect(), system))
+    plan.api_tokens = if has_tokens {
+        ApiTokens::Keep
+    } else {
+        ApiTokens::Restore
+    };
+    Ok((plan, repositories, needed.into_iter().collect()))
 }
 
 /// What a restore would change, without changing anything.
@@ -202,7 +274,7 @@ pub async fn restore(
     let registry = &service.registry;
     let target = service.target.as_ref();
     progress.set_phase("plan");
-    let (plan, repositories, needed, system) = plan(service, record, options).await?;
+    let (mut plan, repositories, needed) = plan(service, record, options).await?;
 
     progress.set_phase("content");
     progress.set_totals(needed.len() as u64, plan.content_bytes);
@@ -218,66 +290,109 @@ pub async fn restore(
 
     progress.set_phase("repositories");
     progress.set_totals(repositories.len() as u64, 0);
-    let fail = |e: crate::registry::RegistryError| anyhow::anyhow!("{}", e.message);
-    for RepositoryPlan { repo, doc, tags } in &repositories {
-        for digest in doc.blobs.keys() {
-            registry
-                .import_blob_link(repo, digest)
-                .await
-                .map_err(fail)?;
-        }
-        let mut written: BTreeSet<&Digest> = BTreeSet::new();
-        for (digest, entry) in doc.manifests_children_first() {
-            let link = ManifestLink {
-                digest: digest.clone(),
-                media_type: entry.media_type.clone(),
-                size: entry.size,
-            };
-            let bytes = registry.manifest_content(&link).await.map_err(fail)?;
-            registry
-                .import_manifest(repo, &link, &bytes)
-                .await
-                .map_err(fail)?;
-            written.insert(digest);
-        }
-        registry.import_catalog_entry(repo).await.map_err(fail)?;
-        for (name, link) in &doc.tags {
-            let Some(tag) = Tag::parse(name) else {
-                continue;
-            };
-            if tags.get(name) == Some(&TagAction::Write) {
-                registry.import_tag(repo, &tag, link).await.map_err(fail)?;
-            }
-            // Chart metadata is derived from the content; only `created` comes from the
-            // snapshot, so that index.yaml reads as it did. A tag that already pointed here
-            // may lack its record (a restore killed between the two): it is written then too.
-            let Some(chart) = doc.charts.get(name) else {
-                continue;
-            };
-            let wanted = match tags.get(name) {
-                Some(TagAction::Write) => true,
-                Some(TagAction::Unchanged) => service
-                    .charts
-                    .record(repo.as_str(), name)
-                    .await
-                    .map_or(true, |record| record.is_none()),
-                _ => false,
-            };
-            if wanted
-                && let Err(e) = service
-                    .charts
-                    .restore_chart(repo, &tag, &chart.created)
-                    .await
-            {
-                tracing::warn!(target: "backup", repository = %repo, tag = %tag, error = %e.message, "chart metadata not restored; `oci-storage reindex-charts` rebuilds it");
-            }
-        }
+    let rules = Rules::of(record, options);
+    for repository in &repositories {
+        let doc: RepositoryDoc = objects::read_document(target, &repository.doc).await?;
+        restore_repository(service, &mut plan, repository, &doc, rules).await?;
         progress.add_object();
     }
 
     progress.set_phase("system");
-    restore_system(service, &system, plan.api_tokens == "restore").await?;
+    let system: SystemDoc = objects::read_document(target, &record.system).await?;
+    restore_system(service, &system, plan.api_tokens == ApiTokens::Restore).await?;
+    if let Some(id) = &record.registry {
+        adopt_registry_id(service, id).await?;
+    }
     Ok(plan)
+}
+
+/// One repository's links, in push order, then its tags and their chart metadata.
+async fn restore_repository(
+    service: &BackupService,
+    plan: &mut Plan,
+    repository: &RepositoryPlan,
+    doc: &RepositoryDoc,
+    rules: Rules,
+) -> anyhow::Result<()> {
+    let registry = &service.registry;
+    let repo = &repository.repo;
+    let fail = |e: crate::registry::RegistryError| anyhow::anyhow!("{}", e.message);
+    for digest in doc.blobs.keys() {
+        registry
+            .import_blob_link(repo, digest)
+            .await
+            .map_err(fail)?;
+    }
+    for (digest, entry) in doc.manifests_children_first() {
+        let link = ManifestLink {
+            digest: digest.clone(),
+            media_type: entry.media_type.clone(),
+            size: entry.size,
+        };
+        let bytes = registry.manifest_content(&link).await.map_err(fail)?;
+        registry
+            .import_manifest(repo, &link, &bytes)
+            .await
+            .map_err(fail)?;
+    }
+    registry.import_catalog_entry(repo).await.map_err(fail)?;
+    for (name, link) in &doc.tags {
+        let Some(tag) = Tag::parse(name) else {
+            continue;
+        };
+        let write = match repository.tags.get(name) {
+            Some(TagAction::Write { from }) => {
+                // Taken again: a push since the plan is newer than the snapshot.
+                let now = registry.tag_state(repo, &tag).await.map_err(fail)?;
+                if now.as_ref().map(|s| &s.link.digest) == from.as_ref() {
+                    true
+                } else {
+                    let mut late = Plan::default();
+                    let immutable = registry.settings().is_immutable(&tag);
+                    let again = rules.decide(&mut late, (&doc.name, name), immutable, link, now);
+                    plan.tags_kept_newer.extend(late.tags_kept_newer);
+                    plan.tags_kept_immutable.extend(late.tags_kept_immutable);
+                    matches!(again, TagAction::Write { .. })
+                }
+            }
+            Some(TagAction::Unchanged) => {
+                // Already in place, but its chart record may be missing (a restore killed
+                // between the tag and the record).
+                restore_chart(service, repo, &tag, doc, true).await;
+                continue;
+            }
+            _ => false,
+        };
+        if write {
+            registry.import_tag(repo, &tag, link).await.map_err(fail)?;
+            restore_chart(service, repo, &tag, doc, false).await;
+        }
+    }
+    Ok(())
+}
+
+/// Records the chart a restored tag points at, if it is one: metadata is derived from the
+/// content, and the snapshot's `created` keeps index.yaml as it was (a chart pushed too late
+/// for the backup's chart index keeps its own). `only_if_missing`: not when it has a record.
+async fn restore_chart(
+    service: &BackupService,
+    repo: &RepoName,
+    tag: &Tag,
+    doc: &RepositoryDoc,
+    only_if_missing: bool,
+) {
+    if only_if_missing
+        && !matches!(
+            service.charts.record(repo.as_str(), tag.as_str()).await,
+            Ok(None)
+        )
+    {
+        return;
+    }
+    let created = doc.charts.get(tag.as_str()).map(|c| c.created.as_str());
+    if let Err(e) = service.charts.restore_chart(repo, tag, created).await {
+        tracing::warn!(target: "backup", repository = %repo, tag = %tag, error = %e.message, "chart metadata not restored; `oci-storage reindex-charts` rebuilds it");
+    }
 }
 
 async fn restore_system(
@@ -285,27 +400,48 @@ async fn restore_system(
     system: &SystemDoc,
     tokens: bool,
 ) -> anyhow::Result<()> {
-    let storage = service.registry.storage();
-    let create = |key: Key, value: &serde_json::Value| {
-        let bytes = bytes::Bytes::from(serde_json::to_vec(value).expect("serializes"));
-        async move {
-            match storage.put_bytes(&key, bytes, PutMode::Create).await {
-                Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-    };
     if tokens {
         for (name, value) in &system.api_tokens {
             let Ok(key) = Key::new(format!("{}{name}", crate::auth::api_tokens::STORAGE_PREFIX))
             else {
                 continue;
             };
-            create(key, value).await?;
+            create(service, key, value).await?;
         }
     }
     if let Some(admin) = &system.initial_admin {
-        create(layout::initial_admin(), admin).await?;
+        create(service, layout::initial_admin(), admin).await?;
     }
+    Ok(())
+}
+
+/// Writes a record unless one exists.
+async fn create(
+    service: &BackupService,
+    key: Key,
+    value: &serde_json::Value,
+) -> Result<(), StorageError> {
+    let bytes = bytes::Bytes::from(serde_json::to_vec(value).expect("serializes"));
+    match service
+        .registry
+        .storage()
+        .put_bytes(&key, bytes, PutMode::Create)
+        .await
+    {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A registry restored from a snapshot, and without an id of its own yet, takes the id of the
+/// registry the snapshot came from: it is that registry, moved (so it may go on backing up to
+/// the same target). A registry that had its own id keeps it.
+async fn adopt_registry_id(service: &BackupService, id: &str) -> anyhow::Result<()> {
+    create(
+        service,
+        layout::registry_id(),
+        &serde_json::json!({ "id": id }),
+    )
+    .await?;
     Ok(())
 }

@@ -24,20 +24,28 @@ const REPOSITORIES_AT_ONCE: usize = 8;
 /// Manifests of one repository read at once.
 const MANIFESTS_AT_ONCE: usize = 16;
 
-/// Makes sure the target is an oci-storage backup this version can read (marking it on first
-/// use).
-pub async fn ensure_marker(target: &dyn BackupTarget) -> anyhow::Result<()> {
+/// Makes sure the target is an oci-storage backup this version can read and that it holds
+/// this registry's backups (marking it so on first use): two registries writing to one prefix
+/// would prune each other's snapshots.
+pub async fn ensure_marker(target: &dyn BackupTarget, registry_id: &str) -> anyhow::Result<()> {
     match objects::read_small(target, &format::marker(), 4096).await {
         Ok(bytes) => {
             let marker: format::Marker = serde_json::from_slice(&bytes).map_err(|e| {
                 anyhow::anyhow!("{} holds an unreadable marker: {e}", target.describe())
             })?;
-            marker.check().map_err(anyhow::Error::msg)
+            marker.check().map_err(anyhow::Error::msg)?;
+            match &marker.registry {
+                Some(owner) if owner != registry_id => anyhow::bail!(
+                    "{} holds the backups of another registry (id {owner}; this one is {registry_id}): give this registry a prefix of its own",
+                    target.describe()
+                ),
+                _ => Ok(()),
+            }
         }
         Err(BackupError::NotFound(_)) => {
-            let bytes = bytes::Bytes::from(
-                serde_json::to_vec(&format::Marker::current()).expect("serializes"),
-            );
+            let mut marker = format::Marker::current();
+            marker.registry = Some(registry_id.to_owned());
+            let bytes = bytes::Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
             let size = bytes.len() as u64;
             match target
                 .put(
@@ -54,11 +62,6 @@ pub async fn ensure_marker(target: &dyn BackupTarget) -> anyhow::Result<()> {
         }
         Err(e) => Err(anyhow::anyhow!("reading {}: {e}", target.describe())),
     }
-}
-
-/// What the cut found in one repository.
-struct CutRepository {
-    doc: RepositoryDoc,
 }
 
 /// A repository whose document is in the target.
@@ -122,7 +125,7 @@ async fn cut_repository(
     repo: &RepoName,
     sizes: &ContentSizes,
     charts: &BTreeMap<String, ChartEntry>,
-) -> anyhow::Result<CutRepository> {
+) -> anyhow::Result<RepositoryDoc> {
     let context = |e: crate::registry::RegistryError| {
         anyhow::anyhow!("reading repository {repo}: {}", e.message)
     };
@@ -211,16 +214,14 @@ async fn cut_repository(
             ),
         }
     }
-    Ok(CutRepository {
-        doc: RepositoryDoc {
-            kind: RepositoryDoc::KIND.into(),
-            version: format::VERSION,
-            name: repo.to_string(),
-            tags: links.tags,
-            manifests,
-            blobs,
-            charts: charts.clone(),
-        },
+    Ok(RepositoryDoc {
+        kind: RepositoryDoc::KIND.into(),
+        version: format::VERSION,
+        name: repo.to_string(),
+        tags: links.tags,
+        manifests,
+        blobs,
+        charts: charts.clone(),
     })
 }
 
@@ -269,14 +270,17 @@ pub async fn backup(
     let registry = &service.registry;
     let target = service.target.as_ref();
     progress.set_phase("inventory");
-    ensure_marker(target).await?;
+    let registry_id = service.registry_id().await?;
+    ensure_marker(target, registry_id).await?;
     let target_error = |e: BackupError| anyhow::anyhow!("listing {}: {e}", target.describe());
-    let in_target = objects::list_digests(target, format::BLOBS_PREFIX)
+    let in_target = objects::list_sizes(target, format::BLOBS_PREFIX)
         .await
         .map_err(target_error)?;
-    let docs_in_target = objects::list_digests(target, format::META_PREFIX)
+    let docs_in_target: BTreeSet<Digest> = objects::list_sizes(target, format::META_PREFIX)
         .await
-        .map_err(target_error)?;
+        .map_err(target_error)?
+        .into_keys()
+        .collect();
     let sizes = ContentSizes {
         listed: registry
             .content_inventory()
@@ -284,7 +288,7 @@ pub async fn backup(
             .map_err(|e| anyhow::anyhow!("listing registry content: {}", e.message))?,
     };
     let mut charts: HashMap<String, BTreeMap<String, ChartEntry>> = HashMap::new();
-    for entry in service.charts.entries().await.1 {
+    for entry in service.charts.entries_now().await {
         charts.entry(entry.repository.clone()).or_default().insert(
             entry.tag.clone(),
             ChartEntry {
@@ -319,7 +323,7 @@ pub async fn backup(
     // content digests, not every document.
     let saved: Vec<SavedRepository> =
         futures_util::stream::iter(names.into_iter().map(|repo| async move {
-            let CutRepository { doc } = cut_repository(
+            let doc = cut_repository(
                 registry,
                 &repo,
                 sizes,
@@ -350,19 +354,21 @@ pub async fn backup(
     totals.bytes = content.values().sum();
 
     progress.set_phase("copy");
-    let missing_bytes: u64 = content
-        .iter()
-        .filter(|(d, _)| !in_target.contains(d))
-        .map(|(_, s)| s)
-        .sum();
-    let missing: Vec<Digest> = content
-        .into_keys()
-        .filter(|d| !in_target.contains(d))
+    // Missing, or there with the wrong size (a write cut short by an older version, a damaged
+    // store): uploaded, the latter over what is there.
+    let missing: Vec<(Digest, u64, WriteMode)> = content
+        .into_iter()
+        .filter_map(|(d, size)| match in_target.get(&d) {
+            None => Some((d, size, WriteMode::Create)),
+            Some(there) if *there != size => Some((d, size, WriteMode::Overwrite)),
+            Some(_) => None,
+        })
         .collect();
+    let missing_bytes: u64 = missing.iter().map(|(_, s, _)| s).sum();
     progress.set_totals(missing.len() as u64, missing_bytes);
     let missing_count = missing.len() as u64;
-    futures_util::stream::iter(missing.into_iter().map(|digest| async move {
-        objects::upload_content(registry, target, &digest, progress).await?;
+    futures_util::stream::iter(missing.into_iter().map(|(digest, _, mode)| async move {
+        objects::upload_content(registry, target, &digest, mode, progress).await?;
         progress.add_object();
         anyhow::Ok(())
     }))
@@ -389,6 +395,7 @@ pub async fn backup(
         started_by: started_by.into(),
         source: registry.storage().describe(),
         registry_version: env!("CARGO_PKG_VERSION").into(),
+        registry: Some(registry_id.to_owned()),
         repositories,
         system,
         totals,

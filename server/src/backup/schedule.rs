@@ -59,10 +59,11 @@ pub async fn claim(
             }
             match meta.version {
                 Some(version) => PutMode::Update(version),
-                None => PutMode::Overwrite,
+                // No compare-and-set without a version: claiming could let two replicas win.
+                None => return Ok(false),
             }
         }
-        Ok(Within::TooLarge) => PutMode::Overwrite,
+        Ok(Within::TooLarge) => return Ok(false),
         Err(StorageError::NotFound { .. }) => PutMode::Create,
         Err(e) => return Err(e),
     };

@@ -457,6 +457,14 @@ impl Charts {
         )
     }
 
+    /// Every chart version, read from storage now (for a backup, which must not miss another
+    /// replica's push of the last seconds).
+    pub async fn entries_now(&self) -> Vec<Arc<IndexEntry>> {
+        self.refresh(Duration::ZERO).await;
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.entries.values().map(|(_, e)| e.clone()).collect()
+    }
+
     /// A chart version's full record (values, README…).
     pub async fn record(&self, repo: &str, tag: &str) -> Result<Option<ChartRecord>, StorageError> {
         match record_key(repo, tag) {
@@ -520,18 +528,21 @@ impl Charts {
     }
 
     /// Records the chart a restored tag points at, with the `created` time it had when it was
-    /// backed up (so that index.yaml reads as before). `false` when the tag is not a chart.
+    /// backed up (so that index.yaml reads as before), if known. `false` when the tag is not a
+    /// chart.
     pub async fn restore_chart(
         &self,
         repo: &RepoName,
         tag: &Tag,
-        created: &str,
+        created: Option<&str>,
     ) -> Result<bool, RegistryError> {
         let reference = crate::registry::Reference::Tag(tag.clone());
         let manifest = self.registry.get_manifest(repo, &reference).await?;
         match self.inspect_push(repo, &manifest.bytes).await? {
             Some(mut chart) => {
-                chart.created = Some(created.to_owned());
+                if let Some(created) = created {
+                    chart.created = Some(created.to_owned());
+                }
                 self.record_push(
                     repo,
                     &manifest.link.digest,

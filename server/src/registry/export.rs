@@ -8,10 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use oci_storage_core::digest::{Expectation, hashing_stream};
-use oci_storage_core::{
-    ByteStream, Digest, Key, ListOptions, ObjectMeta, PutMode, StorageError, StorageExt,
-};
+use oci_storage_core::digest::verified_stream;
+use oci_storage_core::{ByteStream, Digest, Key, ObjectMeta, PutMode, StorageError, StorageExt};
 
 use super::error::{ErrorCode, RegistryError, Result, storage};
 use super::manifest_doc::ManifestDoc;
@@ -34,35 +32,19 @@ pub struct TagState {
 }
 
 impl Registry {
-    /// Every key under `prefix`, page by page (a repository's links).
-    async fn keys_under(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let mut out = Vec::new();
-        let mut start_after = None;
-        loop {
-            let page = self
-                .storage
-                .list(
-                    prefix,
-                    ListOptions {
-                        start_after: start_after.take(),
-                        ..ListOptions::default()
-                    },
-                )
-                .await
-                .map_err(storage("listing a repository"))?;
-            out.extend(page.objects);
-            match page.next {
-                Some(next) => start_after = Some(next),
-                None => return Ok(out),
-            }
-        }
+    /// Every object under `prefix`, all pages.
+    async fn list_under(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.storage
+            .list_all(prefix)
+            .await
+            .map_err(storage("listing a repository"))
     }
 
     /// Reads the links of `repo`: tags first, then manifest revisions, then blob links.
     pub async fn export_links(&self, repo: &RepoName) -> Result<RepositoryLinks> {
         let mut links = RepositoryLinks::default();
         let tags_prefix = layout::tags_prefix(repo);
-        for meta in self.keys_under(&tags_prefix).await? {
+        for meta in self.list_under(&tags_prefix).await? {
             let Some(name) = meta.key.as_str().strip_prefix(&tags_prefix) else {
                 continue;
             };
@@ -75,7 +57,7 @@ impl Registry {
             }
         }
         let manifests_prefix = layout::manifests_prefix(repo);
-        for meta in self.keys_under(&manifests_prefix).await? {
+        for meta in self.list_under(&manifests_prefix).await? {
             if layout::digest_under(meta.key.as_str(), &manifests_prefix).is_none() {
                 continue;
             }
@@ -88,7 +70,7 @@ impl Registry {
             }
         }
         let blobs_prefix = layout::blob_links_prefix(repo);
-        for meta in self.keys_under(&blobs_prefix).await? {
+        for meta in self.list_under(&blobs_prefix).await? {
             if let Some(d) = layout::digest_under(meta.key.as_str(), &blobs_prefix) {
                 links.blobs.insert(d);
             }
@@ -121,7 +103,7 @@ impl Registry {
     /// The digest and size of every object under `blobs/` (blobs and manifests), page by page.
     pub async fn content_inventory(&self) -> Result<BTreeMap<Digest, u64>> {
         Ok(self
-            .keys_under(layout::BLOBS_PREFIX)
+            .list_under(layout::BLOBS_PREFIX)
             .await?
             .into_iter()
             .filter_map(|m| {
@@ -152,16 +134,7 @@ impl Registry {
     /// Stores content read from elsewhere, verified by digest and size while it streams:
     /// a mismatch commits nothing. Content already stored is left as it is.
     pub async fn import_content(&self, digest: &Digest, size: u64, body: ByteStream) -> Result<()> {
-        let (checked, _outcome) = hashing_stream(
-            body,
-            digest.algorithm().hasher(),
-            0,
-            Expectation {
-                digest: Some(digest.clone()),
-                size: Some(size),
-                max_size: Some(size),
-            },
-        );
+        let checked = verified_stream(body, digest, size);
         match self
             .storage
             .put(&layout::blob(digest), checked, PutMode::Create)

@@ -151,6 +151,11 @@ pub fn token_signing_key() -> Key {
     key("system/token-signing-key.json".to_owned())
 }
 
+/// This registry's id, which marks the backup target it writes to (see `backup`).
+pub fn registry_id() -> Key {
+    key("system/registry-id.json".to_owned())
+}
+
 /// Who runs the one backup, restore or verify job at a time (see `backup::lease`).
 pub fn backup_lease() -> Key {
     key("system/backup/lease.json".to_owned())

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use super::form::PostedForm;
 use super::{html, human_size, is_admin, same_token, see_other, see_other_with_notice, session};
 use crate::backup::format::{SnapshotId, SnapshotRecord};
-use crate::backup::jobs::{Job, JobKind, JobState};
-use crate::backup::{BackupService, Plan, RestoreOptions, Which};
+use crate::backup::jobs::{Job, JobKind};
+use crate::backup::{BackupService, Plan, RestoreOptions, SnapshotSummary, Which};
 use crate::state::AppState;
 
 /// One row of the history.
@@ -58,7 +58,8 @@ struct BackupsPage {
     /// The job running now (on any replica), as `id`.
     running: Option<String>,
     running_text: String,
-    check_error: String,
+    /// What is wrong with the target or the history, in plain words.
+    problems: Vec<String>,
     notice: String,
     history: HistoryFragment,
 }
@@ -75,6 +76,11 @@ struct RestorePage {
     content_size: String,
     moved_shown: Vec<crate::backup::restore::TagChange>,
     moved_more: usize,
+    newer_shown: Vec<crate::backup::restore::TagChange>,
+    newer_more: usize,
+    immutable_shown: Vec<crate::backup::restore::TagChange>,
+    immutable_more: usize,
+    restores_tokens: bool,
 }
 
 fn forbidden() -> Response {
@@ -101,21 +107,11 @@ fn duration(job: &Job) -> String {
     }
 }
 
-fn state_name(state: JobState) -> &'static str {
-    match state {
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        JobState::Interrupted => "interrupted",
-        JobState::Skipped => "skipped",
-    }
-}
-
 /// The jobs and snapshots as rows, newest first; snapshots without a job record (older than
 /// the records kept) are listed too.
-fn history_rows(jobs: Vec<Job>, snapshots: &[SnapshotRecord]) -> Vec<HistoryRow> {
-    let by_id: BTreeMap<&SnapshotId, &SnapshotRecord> =
-        snapshots.iter().map(|s| (&s.id, s)).collect();
+fn history_rows(jobs: Vec<Job>, snapshots: &[Arc<SnapshotSummary>]) -> Vec<HistoryRow> {
+    let by_id: BTreeMap<&SnapshotId, &SnapshotSummary> =
+        snapshots.iter().map(|s| (&s.id, s.as_ref())).collect();
     let mut listed = std::collections::BTreeSet::new();
     let mut rows: Vec<HistoryRow> = Vec::new();
     for job in jobs {
@@ -139,9 +135,9 @@ fn history_rows(jobs: Vec<Job>, snapshots: &[SnapshotRecord]) -> Vec<HistoryRow>
         rows.push(HistoryRow {
             id: job.id.to_string(),
             what,
-            when: job.started_at.replace('T', " ").replace('Z', " UTC"),
+            when: readable_time(&job.started_at),
             duration: duration(&job),
-            state: state_name(job.state).into(),
+            state: job.state.as_str().into(),
             error: job.error.unwrap_or_default(),
             size,
             new_bytes,
@@ -155,7 +151,7 @@ fn history_rows(jobs: Vec<Job>, snapshots: &[SnapshotRecord]) -> Vec<HistoryRow>
         rows.push(HistoryRow {
             id: s.id.to_string(),
             what: "Backup".into(),
-            when: s.started_at.replace('T', " ").replace('Z', " UTC"),
+            when: readable_time(&s.started_at),
             duration: String::new(),
             state: "succeeded".into(),
             error: String::new(),
@@ -169,6 +165,11 @@ fn history_rows(jobs: Vec<Job>, snapshots: &[SnapshotRecord]) -> Vec<HistoryRow>
     rows
 }
 
+/// `2026-12-01 03:00:00.123 UTC` from RFC 3339.
+fn readable_time(rfc3339: &str) -> String {
+    rfc3339.replace('T', " ").replace('Z', " UTC")
+}
+
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
     chars
@@ -177,14 +178,15 @@ fn capitalized(s: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn history(service: &BackupService, csrf: &str) -> (HistoryFragment, String) {
-    let mut problem = String::new();
+/// The history, and what could not be read for it, in plain words.
+async fn history(service: &BackupService, csrf: &str) -> (HistoryFragment, Vec<String>) {
+    let mut problems = Vec::new();
     let jobs = service.jobs_with_progress(50).await.unwrap_or_else(|e| {
-        problem = format!("The job history could not be read: {e:#}");
+        problems.push(format!("The job history could not be read: {e:#}"));
         Vec::new()
     });
-    let snapshots = service.snapshots().await.unwrap_or_else(|e| {
-        problem = format!("The backup target could not be read: {e:#}");
+    let snapshots = service.summaries().await.unwrap_or_else(|e| {
+        problems.push(format!("The backup target could not be read: {e:#}"));
         Vec::new()
     });
     (
@@ -192,7 +194,7 @@ async fn history(service: &BackupService, csrf: &str) -> (HistoryFragment, Strin
             csrf: csrf.to_owned(),
             rows: history_rows(jobs, &snapshots),
         },
-        problem,
+        problems,
     )
 }
 
@@ -226,7 +228,7 @@ pub(super) async fn backups_page(
             keep: String::new(),
             running: None,
             running_text: String::new(),
-            check_error: String::new(),
+            problems: Vec::new(),
             notice: String::new(),
             history: HistoryFragment {
                 csrf,
@@ -234,9 +236,12 @@ pub(super) async fn backups_page(
             },
         });
     };
-    let (history, problem) = history(service, &csrf).await;
+    let (history, mut problems) = history(service, &csrf).await;
     if query.partial.is_some() {
         return html(history);
+    }
+    if let Err(e) = service.check().await {
+        problems.insert(0, format!("The backup target cannot be used: {e}"));
     }
     let running = service.running_job().await.ok().flatten();
     let settings = service.settings();
@@ -266,7 +271,7 @@ pub(super) async fn backups_page(
             .unwrap_or_else(|| "every snapshot".into()),
         running_text: running.as_ref().map(progress_text).unwrap_or_default(),
         running: running.map(|j| j.id.to_string()),
-        check_error: problem,
+        problems,
         notice: super::take_notice(req, jar),
         history,
     })
@@ -362,6 +367,14 @@ async fn admin_form(
     Ok((claims.map(|c| c.sub).unwrap_or_default(), service))
 }
 
+/// After a form: back to the page, which shows the job started, or why none did.
+fn back_to_page(req: &Request, jar: &CookieJar, outcome: Result<SnapshotId, String>) -> Response {
+    match outcome {
+        Ok(_) => see_other("/ui/backups"),
+        Err(e) => see_other_with_notice(req, jar, "/ui/backups", &e),
+    }
+}
+
 #[handler]
 pub(super) async fn start(
     req: &Request,
@@ -373,10 +386,8 @@ pub(super) async fn start(
         Ok(found) => found,
         Err(response) => return response,
     };
-    match service.start_backup(&user).await {
-        Ok(_) => see_other("/ui/backups"),
-        Err(e) => see_other_with_notice(req, jar, "/ui/backups", &e.to_string()),
-    }
+    let outcome = service.start_backup(&user).await.map_err(|e| e.to_string());
+    back_to_page(req, jar, outcome)
 }
 
 async fn snapshot_of(service: &BackupService, id: &str) -> Result<SnapshotRecord, String> {
@@ -405,10 +416,7 @@ pub(super) async fn verify(
             .map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(_) => see_other("/ui/backups"),
-        Err(e) => see_other_with_notice(req, jar, "/ui/backups", &e),
-    }
+    back_to_page(req, jar, outcome)
 }
 
 #[handler]
@@ -422,17 +430,14 @@ pub(super) async fn delete(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let outcome = match SnapshotId::parse(&form.snapshot) {
-        Some(id) => service
-            .start_delete(&user, id)
+    let outcome = match snapshot_of(&service, &form.snapshot).await {
+        Ok(record) => service
+            .start_delete(&user, record.id)
             .await
             .map_err(|e| e.to_string()),
-        None => Err(format!("No snapshot {:?}.", form.snapshot)),
+        Err(e) => Err(e),
     };
-    match outcome {
-        Ok(_) => see_other("/ui/backups"),
-        Err(e) => see_other_with_notice(req, jar, "/ui/backups", &e),
-    }
+    back_to_page(req, jar, outcome)
 }
 
 #[derive(Debug, Deserialize)]
@@ -478,6 +483,16 @@ pub(super) async fn restore_page(
         content_size: human_size(plan.content_bytes),
         moved_shown: plan.tags_moved.iter().take(SHOWN).cloned().collect(),
         moved_more: plan.tags_moved.len().saturating_sub(SHOWN),
+        newer_shown: plan.tags_kept_newer.iter().take(SHOWN).cloned().collect(),
+        newer_more: plan.tags_kept_newer.len().saturating_sub(SHOWN),
+        immutable_shown: plan
+            .tags_kept_immutable
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect(),
+        immutable_more: plan.tags_kept_immutable.len().saturating_sub(SHOWN),
+        restores_tokens: plan.api_tokens == crate::backup::restore::ApiTokens::Restore,
         plan,
     })
 }
@@ -503,8 +518,5 @@ pub(super) async fn restore(
             .map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(_) => see_other("/ui/backups"),
-        Err(e) => see_other_with_notice(req, jar, "/ui/backups", &e),
-    }
+    back_to_page(req, jar, outcome)
 }

@@ -233,14 +233,7 @@ fn see_other(location: &str) -> Response {
 }
 
 /// A size for people.
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / (1 << 10) as f64),
-        b => format!("{b} B"),
-    }
-}
+use crate::human::bytes as human_size;
 
 /// Only our own scripts and styles: an injected inline script would not run. Images from
 /// elsewhere only where allowed.

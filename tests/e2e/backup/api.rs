@@ -61,23 +61,22 @@ fn wait_for(server: &Server, location: &str) -> Value {
     }
 }
 
+/// Copies the image of an OCI layout to `repo_tag` with skopeo, as root.
+fn copy_layout(server: &Server, src: &std::path::Path, repo_tag: &str) {
+    run_ok(crate::skopeo::skopeo(server).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("root:{PW}"),
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{}/{repo_tag}", server.host),
+    ]));
+}
+
 fn push_image(server: &Server, repo_tag: &str) {
     let src = server.scratch(&format!("layout-{}", repo_tag.replace([':', '/'], "-")));
     layout::single_image(&src, "v1", &[4096, 200_000]);
-    let auth = server.scratch("auth.json");
-    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    run_ok(
-        std::process::Command::new("skopeo")
-            .env("REGISTRY_AUTH_FILE", &auth)
-            .args([
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &format!("root:{PW}"),
-                &format!("oci:{}:v1", src.display()),
-                &format!("docker://{}/{repo_tag}", server.host),
-            ]),
-    );
+    copy_layout(server, &src, repo_tag);
 }
 
 #[test]
@@ -160,19 +159,7 @@ fn backups_through_the_rest_api() {
     push_image(&server, "team/other:v1");
     let src = server.scratch("moved");
     let moved = layout::single_image(&src, "v1", &[5555]);
-    let auth = server.scratch("auth.json");
-    run_ok(
-        std::process::Command::new("skopeo")
-            .env("REGISTRY_AUTH_FILE", &auth)
-            .args([
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &format!("root:{PW}"),
-                &format!("oci:{}:v1", src.display()),
-                &format!("docker://{}/team/app:v1", server.host),
-            ]),
-    );
+    copy_layout(&server, &src, "team/app:v1");
     let path = format!("/api/v1/backups/snapshots/{snapshot_id}/restore");
     let (status, plan, _) = call(
         &server,

@@ -20,9 +20,10 @@ use oci_storage_tests::{
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-use super::{chart_index, check_restored, contents, creds, populate, skopeo, snapshots};
+use super::{chart_index, check_restored, contents, creds, populate, snapshots};
 use crate::BIN;
 use crate::protocol::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, image_manifest, pseudo_random};
+use crate::skopeo::skopeo;
 
 const FS_STORAGE: &str = "storage:\n  type: fs\n  fs:\n    path: data\n";
 /// Appended to a `backup:` section: a process killed mid-job blocks others for 5 s only.

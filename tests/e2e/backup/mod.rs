@@ -28,30 +28,6 @@ fn creds() -> String {
     format!("{USER}:{PASSWORD}")
 }
 
-fn skopeo(server: &Server) -> std::process::Command {
-    let auth = server.scratch("auth.json");
-    if !auth.exists() {
-        std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
-    }
-    let mut cmd = std::process::Command::new("skopeo");
-    cmd.env("REGISTRY_AUTH_FILE", &auth);
-    cmd
-}
-
-/// `helm create` + `helm package` of `name` at `version`.
-pub fn package(home: &Path, name: &str, version: &str) -> PathBuf {
-    let dir = home.join(format!("src-{name}-{version}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    run_ok(helm_env("helm", &dir).args(["create", name]));
-    let chart_yaml = dir.join(name).join("Chart.yaml");
-    let text = std::fs::read_to_string(&chart_yaml)
-        .unwrap()
-        .replace("version: 0.1.0", &format!("version: {version}"));
-    std::fs::write(&chart_yaml, text).unwrap();
-    run_ok(helm_env("helm", &dir).args(["package", name, "-d", home.to_str().unwrap()]));
-    home.join(format!("{name}-{version}.tgz"))
-}
-
 fn helm_login(server: &Server, home: &Path) {
     run_ok(helm_env("helm", home).args([
         "registry",
@@ -74,8 +50,8 @@ pub fn populate(server: &Server) -> Pushed {
     std::fs::create_dir_all(&home).unwrap();
     helm_login(server, &home);
     let oci_charts = vec![
-        package(&home, "webapp", "1.0.0"),
-        package(&home, "webapp", "1.1.0"),
+        crate::helm_repo::package("helm", &home, "webapp", "1.0.0", "Web application"),
+        crate::helm_repo::package("helm", &home, "webapp", "1.1.0", "Web application"),
     ];
     for archive in &oci_charts {
         run_ok(helm_env("helm", &home).args([
@@ -85,7 +61,8 @@ pub fn populate(server: &Server) -> Pushed {
             "--plain-http",
         ]));
     }
-    let chartmuseum_chart = package(&home, "worker", "0.3.0");
+    let chartmuseum_chart =
+        crate::helm_repo::package("helm", &home, "worker", "0.3.0", "Background worker");
     let resp = server
         .client()
         .post(server.at("/api/charts"))
@@ -98,7 +75,7 @@ pub fn populate(server: &Server) -> Pushed {
 
     let src = server.scratch("layout");
     let (index, multi_arch) = layout::multi_arch(&src, "multi", &["amd64", "arm64"]);
-    run_ok(skopeo(server).args([
+    run_ok(crate::skopeo::skopeo(server).args([
         "copy",
         "--all",
         "--dest-tls-verify=false",
@@ -244,7 +221,7 @@ pub fn check_restored(server: &Server, pushed: &Pushed) {
     );
 
     let back = server.scratch("skopeo-back");
-    run_ok(skopeo(server).args([
+    run_ok(crate::skopeo::skopeo(server).args([
         "copy",
         "--all",
         "--src-tls-verify=false",

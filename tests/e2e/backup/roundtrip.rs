@@ -156,3 +156,43 @@ fn anonymous_aws_target() {
         "{stderr}"
     );
 }
+
+/// s3 registry → `backup.target: {type: fs}` (a directory, as an NFS mount would be) → a fresh
+/// registry on gcs.
+#[test]
+fn s3_registry_through_a_directory_into_gcs_registry() {
+    let s3 = SeaweedFs::shared();
+    let gcs = FakeGcs::shared();
+    let directory = tempfile::tempdir().unwrap();
+    let backup = format!(
+        "backup:\n  enabled: true\n  target: {{type: fs, path: \"{}\"}}\n",
+        directory.path().display()
+    );
+    let source = Server::start_with(
+        crate::BIN,
+        &(config_with_storage(&s3_storage_yaml(s3.test_bucket(), &unique_prefix())) + &backup),
+        &[],
+    );
+    let pushed = populate(&source);
+    source.cli_ok(&["backup"]);
+    assert!(
+        directory
+            .path()
+            .join("snapshots")
+            .read_dir()
+            .unwrap()
+            .count()
+            == 1
+    );
+    let mut destination = Server::prepare(
+        crate::BIN,
+        &(config_with_storage(&gcs_storage_yaml(gcs.test_bucket(), &unique_prefix())) + &backup),
+        &[],
+    );
+    destination.cli_ok(&["restore"]);
+    destination.launch();
+    assert_eq!(contents(&destination), contents(&source));
+    assert_eq!(chart_index(&destination), chart_index(&source));
+    assert_eq!(listing(&destination), listing(&source));
+    check_restored(&destination, &pushed);
+}

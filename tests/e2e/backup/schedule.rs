@@ -6,19 +6,10 @@ use std::time::Duration;
 use oci_storage_tests::object_stores::{
     SeaweedFs, aws_backup_yaml, s3_storage_yaml, unique_prefix,
 };
-use oci_storage_tests::{PASSWORD, Server, USER, config_with_storage};
-use serde_json::Value;
+use oci_storage_tests::{Server, config_with_storage};
 
-fn get(server: &Server, path: &str) -> Value {
-    let resp = server
-        .client()
-        .get(server.at(path))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().unwrap()
-}
+use super::get_json;
+use serde_json::Value;
 
 #[test]
 fn two_replicas_run_each_slot_once() {
@@ -36,16 +27,16 @@ fn two_replicas_run_each_slot_once() {
         logs.contains("backup: enabled") && logs.contains("next_run"),
         "{logs}"
     );
-    let info = get(&b, "/api/v1/backups");
+    let info = get_json(&b, "/api/v1/backups");
     assert_eq!(info["schedule"], "*/4 * * * * *");
     assert!(info["nextRun"].is_string(), "{info}");
 
     // At least four slots pass.
     std::thread::sleep(Duration::from_secs(17));
     oci_storage_tests::eventually("the running job ends", Duration::from_secs(20), || {
-        get(&a, "/api/v1/backups")["running"].is_null()
+        get_json(&a, "/api/v1/backups")["running"].is_null()
     });
-    let jobs = get(&a, "/api/v1/backups/jobs?limit=100");
+    let jobs = get_json(&a, "/api/v1/backups/jobs?limit=100");
     let scheduled: Vec<&Value> = jobs
         .as_array()
         .unwrap()
@@ -82,6 +73,6 @@ fn two_replicas_run_each_slot_once() {
     holders.dedup();
     assert!((1..=2).contains(&holders.len()), "{holders:?}");
     // keep: {last: 2}
-    let snapshots = get(&b, "/api/v1/backups/snapshots");
+    let snapshots = get_json(&b, "/api/v1/backups/snapshots");
     assert_eq!(snapshots.as_array().unwrap().len(), 2, "{snapshots}");
 }

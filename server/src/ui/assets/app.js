@@ -72,6 +72,11 @@ document.addEventListener('submit', (event) => {
   const poll = async () => {
     try {
       const resp = await fetch(section.dataset.job, { credentials: 'same-origin', cache: 'no-store' });
+      if (resp.status >= 400 && resp.status < 500) {
+        // Signed out, or the job is gone: a reload shows the page as it is.
+        text.textContent = 'Progress is no longer available: reload the page.';
+        return;
+      }
       if (resp.ok) {
         const job = await resp.json();
         const count = job.bytes.total ? job.bytes : job.objects;
