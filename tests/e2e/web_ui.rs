@@ -470,21 +470,30 @@ fn backup_page_button_progress_history_and_restore() {
     let s3 = oci_storage_tests::object_stores::SeaweedFs::shared();
     let bucket = s3.new_bucket();
     let viewer = "viewer";
-    // One object at a time to SeaweedFS, so that the backup lasts long enough to be watched.
+    // A slow link to SeaweedFS (16 MiB/s), so that the 96 MiB backup lasts long enough for
+    // the page's polls to see it move, however loaded the machine is.
+    let link = oci_storage_tests::fault_proxy::FaultProxy::in_front_of(&s3.endpoint);
+    link.limit_to_store(16 * 1024 * 1024);
+    let backup = oci_storage_tests::object_stores::aws_backup_yaml(&bucket, "ui")
+        .replace(&s3.endpoint, link.endpoint());
     let config = format!(
-        "storage: {{type: fs, fs: {{path: data}}}}\nauth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n{}  concurrency: 1\n",
-        oci_storage_tests::object_stores::aws_backup_yaml(&bucket, "ui")
+        "storage: {{type: fs, fs: {{path: data}}}}\nauth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\n{backup}  concurrency: 1\n"
     );
     let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);
     let reg = crate::protocol::Reg::with(server);
     let mut rng = oci_storage_tests::XorShift::new(7);
-    for i in 0..48 {
+    const TAGS: usize = 24;
+    for i in 0..TAGS {
         let layer: Vec<u8> = (0..4 * 1024 * 1024 / 8)
             .flat_map(|_| rng.next_u64().to_le_bytes())
             .collect();
         reg.push_image("team/big", &format!("v{i}"), &layer);
     }
-    browser_script_with("backups.mjs", &reg.server.url, &[("VIEWER", viewer)]);
+    browser_script_with(
+        "backups.mjs",
+        &reg.server.url,
+        &[("VIEWER", viewer), ("TAGS", &TAGS.to_string())],
+    );
     assert!(screenshots().join("backups.png").exists());
     let pages = format!(
         "/ui/backups,/ui/backups/restore?snapshot={}",

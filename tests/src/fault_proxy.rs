@@ -104,6 +104,13 @@ impl FaultProxy {
         self.state.unavailable.load(Ordering::SeqCst)
     }
 
+    /// Forwards at most `bytes_per_second` to the store from now on, over all connections
+    /// (a slow link: a run lasts long enough to be watched).
+    pub fn limit_to_store(&self, bytes_per_second: u64) {
+        let start = (Instant::now(), self.state.upstream.load(Ordering::SeqCst));
+        *self.state.to_store_limit.lock().unwrap() = Some((bytes_per_second, start.0, start.1));
+    }
+
     /// Bytes forwarded to the store so far.
     pub fn bytes_to_store(&self) -> u64 {
         self.state.upstream.load(Ordering::SeqCst)
@@ -138,6 +145,8 @@ struct State {
     upstream: AtomicU64,
     /// When set: once `downstream` reaches it, every connection is cut and the store refuses.
     cut_at: Mutex<Option<u64>>,
+    /// Set by [`FaultProxy::limit_to_store`]: (bytes per second, since, `upstream` then).
+    to_store_limit: Mutex<Option<(u64, Instant, u64)>>,
     stalled: AtomicU64,
     unavailable: AtomicU64,
     closed: AtomicBool,
@@ -159,6 +168,23 @@ impl State {
             let _ = a.shutdown(Shutdown::Both);
             let _ = b.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Sleeps until `forwarded` bytes to the store are within the limit, if one is set. Time
+    /// without traffic earns no credit: a window more than 100 ms behind starts again now.
+    fn hold_to_limit(&self, forwarded: u64) {
+        let mut limit = self.to_store_limit.lock().unwrap();
+        let Some((rate, since, at_start)) = *limit else {
+            return;
+        };
+        let now = Instant::now();
+        let due = since + Duration::from_secs_f64((forwarded - at_start) as f64 / rate as f64);
+        if due + Duration::from_millis(100) < now {
+            *limit = Some((rate, now, forwarded));
+            return;
+        }
+        drop(limit);
+        thread::sleep(due.saturating_duration_since(now));
     }
 
     /// Blocks while the store stalls; answers the fault that ended the stall.
@@ -319,7 +345,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, downstream: bool)
         } else {
             &state.upstream
         };
-        counter.fetch_add(send as u64, Ordering::SeqCst);
+        let total = counter.fetch_add(send as u64, Ordering::SeqCst) + send as u64;
+        if !downstream {
+            state.hold_to_limit(total);
+        }
         if cut {
             state.set(Fault::Refuse);
             state.cut_all();

@@ -86,8 +86,10 @@ document.addEventListener('submit', (event) => {
         } else {
           bar.removeAttribute('value');
         }
-        text.textContent = job.text;
         if (job.state !== 'running') {
+          // The history first, so that once the job reads as ended its row is there.
+          const page = await fetch('/ui/backups?partial=history', { credentials: 'same-origin', cache: 'no-store' });
+          if (page.ok && history) history.innerHTML = await page.text();
           const done = job.kind + ' ' + job.state + (job.error ? ': ' + job.error : '');
           text.textContent = done;
           const title = document.getElementById('backup-job-title');
@@ -95,11 +97,10 @@ document.addEventListener('submit', (event) => {
           bar.max = 1;
           bar.value = 1;
           if (button) button.disabled = false;
-          const page = await fetch('/ui/backups?partial=history', { credentials: 'same-origin', cache: 'no-store' });
-          if (page.ok && history) history.innerHTML = await page.text();
           say(done);
           return;
         }
+        text.textContent = job.text;
       }
     } catch {
       // The server went away for a moment: try again.
