@@ -1,4 +1,4 @@
-//! The deployment chart in `helm/oci-storage`: it lints, renders the expected objects, and the
+//! The deployment chart in `helm/`: it lints, renders the expected objects, and the
 //! configuration it renders is accepted by the very binary it deploys.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::process::Command;
 use oci_storage_tests::{require_tool, run, run_ok};
 
 fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/oci-storage")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm")
 }
 
 /// The `config.yaml: |` block of the rendered Secret, dedented.
