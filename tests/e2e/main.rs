@@ -4,6 +4,7 @@
 mod access;
 mod api_tokens;
 mod backup;
+mod container_image;
 mod deploy_chart;
 mod hardening;
 mod helm;
