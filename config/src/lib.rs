@@ -2,10 +2,12 @@
 //! environment overrides (`OCI_STORAGE__SERVER__PORT=8080`), then `*File` / `*_FILE` secrets
 //! read from files, then strict typing (an unknown key is an error naming its path).
 
+mod metrics;
 mod model;
 
 use std::path::{Path, PathBuf};
 
+pub use metrics::*;
 pub use model::*;
 
 /// The default configuration file, fully commented; used when no file is given.

@@ -19,6 +19,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub helm: HelmConfig,
     pub ui: UiConfig,
+    pub metrics: crate::MetricsConfig,
 }
 
 /// `ui`: the web interface.

@@ -9,6 +9,7 @@ pub mod charts;
 mod health;
 pub mod human;
 pub mod logging;
+pub mod metrics;
 mod nodelay;
 pub mod oci;
 pub mod proxy;
@@ -68,14 +69,15 @@ pub async fn build_storage(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result
             tracing::warn!(section = %format!("storage.{other}"), "ignored: storage.type is {}", storage_config.kind);
         }
     }
-    plugins
+    let storage = plugins
         .build_storage(
             &storage_config.kind,
             ctx,
             storage_config.selected_settings(),
         )
         .await
-        .context("building the storage backend")
+        .context("building the storage backend")?;
+    Ok(metrics::MeteredStorage::wrap(storage, &storage_config.kind))
 }
 
 /// The identity sources, in the order they are asked: configured users (or the generated
@@ -359,13 +361,19 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         proxy,
         sessions,
         ui: loaded.config.ui.clone(),
+        metrics: loaded.config.metrics.clone(),
         usage: Default::default(),
     }))
 }
 
 /// The HTTP application.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
-    Route::new()
+    let mut routes = Route::new();
+    // Elsewhere (`metrics.listen`) or off: `/metrics` is nothing special here.
+    if state.metrics.enabled && state.metrics.listen.is_none() {
+        routes = routes.at("/metrics", metrics::metrics);
+    }
+    routes
         .at("/v2", oci::v2)
         .at("/v2/*path", oci::v2)
         .nest_no_strip("/api", api::routes())
@@ -388,6 +396,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
             ))
         }))
         .around(logging::access_log)
+        .around(metrics::track_requests)
 }
 
 /// Discards expired upload sessions periodically.
@@ -433,6 +442,11 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     spawn_catalog_migration(state.registry.clone());
     if let Some(backup) = &state.backup {
         backup::schedule::spawn(backup.clone());
+        let backup = backup.clone();
+        tokio::spawn(async move { backup.report_latest_to_metrics().await });
+    }
+    if loaded.config.metrics.enabled {
+        metrics::serve_separately(&loaded.config.metrics, state.clone()).await?;
     }
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);

@@ -11,6 +11,7 @@ mod helm;
 mod helm_repo;
 mod identity;
 mod lifecycle;
+mod metrics;
 mod object_storage;
 mod operations;
 mod protocol;

@@ -157,6 +157,46 @@ fn pulls_through_the_proxy_and_serves_from_cache() {
     assert!(stats["staleServed"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats["upstreamErrors"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats["manifestHits"].as_u64().unwrap() >= 1, "{stats}");
+
+    // 6. /metrics counts the same, under Distribution's names.
+    let metrics = server
+        .client()
+        .get(server.at("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let sample = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
+            .parse::<f64>()
+            .unwrap() as u64
+    };
+    let stat = |name: &str| stats[name].as_u64().unwrap();
+    assert_eq!(
+        sample("registry_proxy_hits_total{type=\"blob\"}"),
+        stat("blobHits")
+    );
+    assert_eq!(
+        sample("registry_proxy_misses_total{type=\"blob\"}"),
+        stat("blobMisses")
+    );
+    assert_eq!(
+        sample("registry_proxy_requests_total{type=\"manifest\"}"),
+        stat("manifestHits") + stat("manifestMisses")
+    );
+    assert_eq!(
+        sample("registry_proxy_pulled_bytes_total{type=\"blob\"}"),
+        stat("bytesFromUpstream")
+    );
+    assert!(stat("bytesFromUpstream") >= 300_000, "{stats}");
+    assert_eq!(
+        sample("oci_storage_proxy_upstream_errors_total"),
+        stat("upstreamErrors")
+    );
+    assert!(sample("oci_storage_proxy_cache_bytes") >= 300_000);
 }
 
 #[test]

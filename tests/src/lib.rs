@@ -7,6 +7,7 @@ pub mod bench;
 pub mod fault_proxy;
 pub mod layout;
 pub mod object_stores;
+pub mod prometheus;
 pub mod tools;
 
 use std::io::{BufRead, BufReader};

@@ -199,6 +199,7 @@ impl Access {
         let client = client.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if let Some(wait) = self.limiter.check(client, &credentials.username) {
             tracing::warn!(client = %client, "login refused: too many failed attempts");
+            crate::metrics::get().logins.throttled.inc();
             return Err(Denial::TooManyRequests(wait));
         }
         let fingerprint = fingerprint(&credentials);
@@ -239,10 +240,12 @@ impl Access {
     ) -> Result<Option<Principal>, Denial> {
         let Some(admission) = self.gate.admit(client) else {
             tracing::warn!(client = %client, "login refused: too many password checks in progress");
+            crate::metrics::get().logins.throttled.inc();
             return Err(Denial::TooManyRequests(GATE_RETRY));
         };
         if let Err(wait) = self.limiter.attempt(client, &credentials.username) {
             tracing::warn!(client = %client, "login refused: too many failed attempts");
+            crate::metrics::get().logins.throttled.inc();
             return Err(Denial::TooManyRequests(wait));
         }
         let pass = admission.wait().await;
@@ -254,6 +257,7 @@ impl Access {
         drop(pass);
         let Some(mut principal) = found else {
             tracing::info!(client = %client, "authentication failed");
+            crate::metrics::get().logins.failures.inc();
             return Ok(None);
         };
         self.policy.add_memberships(&mut principal.identity);

@@ -24,7 +24,7 @@ impl BackupService {
         let started_at = started.job.started_at.clone();
         let progress = started.progress.clone();
         let clock = std::time::Instant::now();
-        let (record, pruned) = self
+        let outcome = self
             .drive(started, async {
                 let record = run::backup(self, &id, &started_by, &started_at, &progress).await?;
                 let pruned = match self.settings.keep {
@@ -38,8 +38,15 @@ impl BackupService {
                 });
                 Ok(((record, pruned), result))
             })
-            .await?;
+            .await;
+        let metrics = crate::metrics::get();
+        let Ok((record, pruned)) = outcome else {
+            metrics.backup_ran(clock.elapsed(), None);
+            return outcome.map(|(record, _)| record);
+        };
         let t = record.totals;
+        metrics.backup_ran(clock.elapsed(), Some(t.new_bytes));
+        metrics.backup_snapshot(std::time::SystemTime::now(), t.bytes);
         tracing::info!(target: "backup", snapshot = %record.id, objects = t.objects, bytes = t.bytes, new_objects = t.new_objects, new_bytes = t.new_bytes, duration_ms = clock.elapsed().as_millis() as u64, started_by = %record.started_by, "backup finished");
         match pruned {
             Some(Ok(pruned)) if !pruned.snapshots.is_empty() => {

@@ -115,6 +115,23 @@ impl BackupService {
         Ok(out)
     }
 
+    /// Sets the backup metrics from the newest snapshot in the target, so that a process
+    /// that has not run a backup yet reports the last one (its alert must not fire on a restart).
+    pub async fn report_latest_to_metrics(&self) {
+        match self.summaries().await {
+            Ok(summaries) => {
+                if let Some(latest) = summaries.last()
+                    && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&latest.completed_at)
+                {
+                    crate::metrics::get().backup_snapshot(at.into(), latest.totals.bytes);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "backup", error = %format!("{e:#}"), "could not read the snapshots for the metrics")
+            }
+        }
+    }
+
     /// Every complete snapshot's summary, oldest first: one listing of the target, and a read
     /// of the records not seen before.
     pub async fn summaries(&self) -> anyhow::Result<Vec<Arc<SnapshotSummary>>> {

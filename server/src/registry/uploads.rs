@@ -281,6 +281,31 @@ impl Registry {
         Ok(())
     }
 
+    /// How many upload sessions the storage holds (of every replica), counting up to `limit`.
+    pub async fn count_upload_sessions(&self, limit: usize) -> Result<usize> {
+        let mut count = 0;
+        let mut start_after = None;
+        loop {
+            let page = self
+                .storage
+                .list(
+                    layout::UPLOADS_PREFIX,
+                    oci_storage_core::storage::ListOptions {
+                        start_after,
+                        limit: Some(1000),
+                        delimiter: true,
+                    },
+                )
+                .await
+                .map_err(storage("listing upload sessions"))?;
+            count += page.prefixes.len();
+            match page.next {
+                Some(next) if count < limit => start_after = Some(next),
+                _ => return Ok(count.min(limit)),
+            }
+        }
+    }
+
     /// Discards sessions untouched for longer than the configured expiry. Returns how many.
     /// A session whose state cannot be read, or keys of a session without state, are removed
     /// too once as old (with a log line), so nothing under `uploads/` stays for ever.
