@@ -8,6 +8,7 @@ pub mod backup;
 pub mod charts;
 mod health;
 pub mod human;
+pub mod lease;
 pub mod logging;
 pub mod metrics;
 mod nodelay;

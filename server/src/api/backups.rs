@@ -15,8 +15,8 @@ use super::problem::ApiError;
 use super::security::{ApiUser, require_admin};
 use crate::backup::format::{SnapshotId, SnapshotRecord};
 use crate::backup::jobs::Job;
-use crate::backup::lease::LeaseError;
 use crate::backup::{BackupService, RestoreOptions, SnapshotError, SnapshotSummary, Which};
+use crate::lease::LeaseError;
 use crate::state::AppState;
 
 /// A job's progress and outcome.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use super::driver::{JobFailure, Started};
 use super::format::{SnapshotId, SnapshotRecord};
 use super::jobs::JobKind;
-use super::lease::LeaseError;
 use super::{
     BackupService, Findings, Plan, Pruned, RestoreOptions, keep, prune, restore, run, verify,
 };
+use crate::lease::LeaseError;
 
 /// How many objects a failed verify names in its message (all are in the job's result).
 const NAMED_IN_MESSAGE: usize = 5;

@@ -17,7 +17,7 @@ fn started_by() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}@{}", super::lease::hostname())
+    format!("cli:{user}@{}", crate::lease::hostname())
 }
 
 /// `oci-storage backup`: a snapshot now.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::BackupService;
 use super::format::SnapshotId;
 use super::jobs::{self, Job, JobKind, JobState, Progress};
-use super::lease::{Lease, LeaseError};
+use crate::lease::{Lease, LeaseError};
 
 /// A job that holds the lease and has not run yet.
 #[derive(Debug)]
@@ -209,7 +209,7 @@ impl BackupService {
 
     /// The job running now on any replica (the lease's holder), if any.
     pub async fn running_job(&self) -> anyhow::Result<Option<Job>> {
-        let Some(lease) = super::lease::current(self.registry.storage().as_ref()).await? else {
+        let Some(lease) = crate::lease::current(self.registry.storage().as_ref()).await? else {
             return Ok(None);
         };
         match SnapshotId::parse(&lease.job) {

@@ -275,7 +275,7 @@ impl Jobs {
 
     async fn judge(&self, mut job: Job) -> Result<Job, StorageError> {
         if job.state == JobState::Running {
-            let holds = super::lease::current(self.storage.as_ref())
+            let holds = crate::lease::current(self.storage.as_ref())
                 .await?
                 .is_some_and(|lease| lease.job == job.id.as_str());
             if !holds {
@@ -362,7 +362,7 @@ mod tests {
             jobs.get(&id).await.unwrap().unwrap().state,
             JobState::Interrupted
         );
-        let lease = super::super::lease::Lease::acquire(
+        let lease = crate::lease::Lease::acquire(
             storage.clone(),
             "h",
             "backup",

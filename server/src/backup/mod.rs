@@ -9,7 +9,6 @@ mod driver;
 pub mod format;
 pub mod jobs;
 mod keep;
-pub mod lease;
 mod objects;
 pub mod progress_line;
 pub mod prune;
@@ -111,7 +110,7 @@ impl BackupService {
             target,
             settings,
             skip_repository,
-            holder: lease::holder_name(),
+            holder: crate::lease::holder_name(),
             running: Mutex::default(),
             registry_id: tokio::sync::OnceCell::new(),
             summaries: snapshots::SummaryCache::default(),

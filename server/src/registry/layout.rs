@@ -156,8 +156,9 @@ pub fn registry_id() -> Key {
     key("system/registry-id.json".to_owned())
 }
 
-/// Who runs the one backup, restore or verify job at a time (see `backup::lease`).
-pub fn backup_lease() -> Key {
+/// Who runs the one maintenance job (backup, restore, verify, garbage collection) at a time
+/// (see `lease`).
+pub fn job_lease() -> Key {
     key("system/backup/lease.json".to_owned())
 }
 

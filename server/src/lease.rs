@@ -1,7 +1,8 @@
-//! One backup, restore, verify or prune job at a time, across replicas and CLI processes: a
-//! lease record in registry storage, taken and renewed with compare-and-set writes and never
-//! deleted (a stale holder must not delete a newer holder's lease), with an expiry so that a
-//! process killed mid-job blocks others for at most the lease time.
+//! One maintenance job (backup, restore, verify, prune, garbage collection) at a time, across
+//! replicas and CLI processes: a lease record in registry storage, taken and renewed with
+//! compare-and-set writes and never deleted (a stale holder must not delete a newer holder's
+//! lease), with an expiry so that a process killed mid-job blocks others for at most the
+//! lease time.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,7 +98,7 @@ fn unreadable() -> LeaseRecord {
 
 async fn read(storage: &dyn Storage) -> Result<Option<(LeaseRecord, String)>, StorageError> {
     match storage
-        .get_within(&layout::backup_lease(), MAX_LEASE_BYTES)
+        .get_within(&layout::job_lease(), MAX_LEASE_BYTES)
         .await
     {
         Ok(Within::Read { meta, bytes }) => Ok(Some((
@@ -127,7 +128,7 @@ impl Lease {
         job: &str,
         ttl: Duration,
     ) -> Result<Self, LeaseError> {
-        let key = layout::backup_lease();
+        let key = layout::job_lease();
         // Each lost race means another process took or renewed it: a few tries settle it.
         for _ in 0..8 {
             let mode = match read(storage.as_ref()).await? {
@@ -182,7 +183,7 @@ impl Lease {
         match self
             .storage
             .put_bytes(
-                &layout::backup_lease(),
+                &layout::job_lease(),
                 bytes,
                 PutMode::Update(self.version.clone()),
             )
@@ -219,7 +220,7 @@ impl Lease {
                 Ok(Ok(())) => renewed = tokio::time::Instant::now(),
                 Ok(Err(LeaseError::Lost)) => return LeaseError::Lost,
                 Ok(Err(e)) => {
-                    tracing::warn!(target: "backup", error = %e, "could not renew the job lease; retrying");
+                    tracing::warn!(target: "lease", error = %e, "could not renew the job lease; retrying");
                     if renewed.elapsed() >= self.ttl - quarter {
                         return LeaseError::Expired;
                     }
@@ -232,7 +233,7 @@ impl Lease {
     /// Lets the next job start at once.
     pub async fn release(mut self) {
         if let Err(e) = self.write(0).await {
-            tracing::warn!(target: "backup", error = %e, "could not release the job lease; it expires by itself");
+            tracing::warn!(target: "lease", error = %e, "could not release the job lease; it expires by itself");
         }
     }
 }
