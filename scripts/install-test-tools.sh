@@ -59,6 +59,14 @@ if ! command -v openapi-python-client >/dev/null; then
   pip install -q openapi-python-client
 fi
 
+# kubernetes-validate: the chart's rendered objects checked offline against the Kubernetes
+# schemas it bundles (1.25 to 1.37 in 1.37.0; `-k VERSION` picks the newest bundled schema
+# not newer than VERSION).
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "installing kubernetes-validate"
+  pip install -q kubernetes-validate==1.37.0
+fi
+
 # oras-py: an ORAS client (artifacts pushed and pulled over the OCI API, Basic auth).
 if ! python3 -c 'import oras' 2>/dev/null; then
   echo "installing oras (oras-py)"
