@@ -1154,6 +1154,30 @@ fn metrics_on_the_service_port_are_scraped_there() {
     assert!(!dump.contains("metrics"), "{dump}");
 }
 
+/// The values example in README.md's "Deploying on Kubernetes" renders valid objects and a
+/// configuration the binary accepts.
+#[test]
+fn readme_values_example_renders_an_accepted_configuration() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("# values.yaml: three replicas")
+        .expect("the values example in README.md");
+    let end = start + readme[start..].find("```").unwrap();
+    let rendered = render(&readme[start..end], &[]);
+    validate(&rendered);
+    assert!(rendered.has("HorizontalPodAutoscaler") && rendered.has("Ingress"));
+    let local = Pod::new(
+        &rendered,
+        &[
+            ("registry-s3", "accessKeyId", "AKIDREADME"),
+            ("registry-s3", "secretAccessKey", "readme-secret"),
+            ("registry-users", "admin", "$2y$05$readme"),
+            ("registry-users", "ci", "$2y$05$readme"),
+        ],
+    );
+    assert!(local.check_config().contains("storage s3, 2 user(s)"));
+}
+
 #[test]
 fn chart_refuses_what_cannot_work() {
     let (no_metrics, admins_only) = if chart_config_has_metrics() {
