@@ -396,6 +396,8 @@ struct Pod {
     config: String,
     /// Local directory of each mount path.
     mounts: Vec<(String, PathBuf)>,
+    /// The container's environment (plain values), paths on volumes moved likewise.
+    env: Vec<(String, String)>,
 }
 
 impl Pod {
@@ -484,7 +486,20 @@ impl Pod {
             dir,
             config: String::new(),
             mounts,
+            env: Vec::new(),
         };
+        for var in at(rendered.container(), &["env"])
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(value) = str_at(var, &["value"]) {
+                let mut value = Value::String(value.to_owned());
+                pod.relocate(&mut value);
+                let name = str_at(var, &["name"]).unwrap().to_owned();
+                pod.env.push((name, value.as_str().unwrap().to_owned()));
+            }
+        }
         let local_config = pod
             .local(config_path)
             .unwrap_or_else(|| panic!("{config_path} is on no volume"));
@@ -520,14 +535,23 @@ impl Pod {
         }
     }
 
-    /// `oci-storage check-config` on the Pod's configuration; its summary line.
+    /// The container's environment, for [`Server::start_with`].
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// `oci-storage check-config` on the Pod's configuration and environment; its summary line.
     fn check_config(&self) -> String {
         let file = self.dir.path().join("check.yaml");
         std::fs::write(&file, &self.config).unwrap();
         let out = run(Command::new(super::BIN)
             .arg("check-config")
             .arg("--config")
-            .arg(&file));
+            .arg(&file)
+            .envs(self.env.iter().map(|(k, v)| (k, v))));
         assert!(
             out.status.success(),
             "the rendered configuration is rejected:\n{}\n{}",
@@ -724,7 +748,12 @@ fn default_release_renders_valid_objects_and_serves_with_its_configuration() {
         "{}",
         local.config
     );
-    let mut env = Vec::new();
+    let mut env = local.env();
+    let data = local.local("/data").expect("the data volume at /data");
+    assert!(
+        env.contains(&("OCI_STORAGE__STORAGE__FS__PATH", data.to_str().unwrap())),
+        "the image's storage path override is not the volume's: {env:?}"
+    );
     let metrics_port = free_port();
     let metrics_listen = format!("127.0.0.1:{metrics_port}");
     let metrics = rendered.config().get("metrics").cloned();
@@ -757,6 +786,23 @@ fn default_release_renders_valid_objects_and_serves_with_its_configuration() {
             "{user} cannot log in with the chart's configuration"
         );
     }
+    // A push lands on the data volume.
+    let blob = b"stored on the chart's volume";
+    let pushed = client
+        .post(server.at(&format!(
+            "/v2/chart/check/blobs/uploads/?digest={}",
+            oci_storage_tests::sha256(blob)
+        )))
+        .basic_auth("admin", Some("chart-admin-pw"))
+        .header("Content-Type", "application/octet-stream")
+        .body(blob.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(pushed.status(), 201);
+    assert!(
+        std::fs::read_dir(&data).unwrap().next().is_some(),
+        "nothing written to the data volume"
+    );
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
         let path = str_at(container, &[probe, "httpGet", "path"]).unwrap();
         assert_eq!(
@@ -985,8 +1031,9 @@ metrics:
     // backs up into the other bucket with the backup Secret's.
     let listen = format!("127.0.0.1:{}", free_port());
     let env = [("OCI_STORAGE__METRICS__LISTEN", listen.as_str())];
-    let env: &[(&str, &str)] = if metrics { &env } else { &[] };
-    let server = Server::start_with(super::BIN, &local.config, env);
+    let mut env: Vec<(&str, &str)> = if metrics { env.to_vec() } else { Vec::new() };
+    env.extend(local.env());
+    let server = Server::start_with(super::BIN, &local.config, &env);
     let client = server.client();
     let ready = client.get(server.at("/readyz")).send().unwrap();
     assert_eq!(
