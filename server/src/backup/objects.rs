@@ -74,7 +74,7 @@ const RETRY_DELAYS: [Duration; 3] = [
 
 /// Runs `attempt` until it succeeds or has failed four times; failures that another try
 /// cannot fix (`permanent`) end at once.
-async fn with_retries<T, F, Fut>(
+pub(super) async fn with_retries<T, F, Fut>(
     what: &str,
     permanent: fn(&anyhow::Error) -> bool,
     mut attempt: F,

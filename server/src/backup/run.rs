@@ -27,18 +27,37 @@ const MANIFESTS_AT_ONCE: usize = 16;
 /// Makes sure the target is an oci-storage backup this version can read and that it holds
 /// this registry's backups (marking it so on first use): two registries writing to one prefix
 /// would prune each other's snapshots.
+/// A store that fails for a moment (SeaweedFS answers 500 under load) is tried again.
 pub async fn ensure_marker(target: &dyn BackupTarget, registry_id: &str) -> anyhow::Result<()> {
+    objects::with_retries(
+        "checking the target's marker",
+        |e| e.downcast_ref::<Refused>().is_some(),
+        || ensure_marker_once(target, registry_id),
+    )
+    .await
+}
+
+/// The target is not one this registry may write to: trying again changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+async fn ensure_marker_once(target: &dyn BackupTarget, registry_id: &str) -> anyhow::Result<()> {
     match objects::read_small(target, &format::marker(), 4096).await {
         Ok(bytes) => {
             let marker: format::Marker = serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!("{} holds an unreadable marker: {e}", target.describe())
+                Refused(format!(
+                    "{} holds an unreadable marker: {e}",
+                    target.describe()
+                ))
             })?;
-            marker.check().map_err(anyhow::Error::msg)?;
+            marker.check().map_err(Refused)?;
             match &marker.registry {
-                Some(owner) if owner != registry_id => anyhow::bail!(
+                Some(owner) if owner != registry_id => Err(Refused(format!(
                     "{} holds the backups of another registry (id {owner}; this one is {registry_id}): give this registry a prefix of its own",
                     target.describe()
-                ),
+                ))
+                .into()),
                 _ => Ok(()),
             }
         }
