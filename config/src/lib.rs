@@ -2,11 +2,13 @@
 //! environment overrides (`OCI_STORAGE__SERVER__PORT=8080`), then `*File` / `*_FILE` secrets
 //! read from files, then strict typing (an unknown key is an error naming its path).
 
+mod gc;
 mod metrics;
 mod model;
 
 use std::path::{Path, PathBuf};
 
+pub use gc::*;
 pub use metrics::*;
 pub use model::*;
 

@@ -20,6 +20,7 @@ pub struct Config {
     pub helm: HelmConfig,
     pub ui: UiConfig,
     pub metrics: crate::MetricsConfig,
+    pub gc: crate::GcConfig,
 }
 
 /// `ui`: the web interface.

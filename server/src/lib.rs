@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod charts;
+pub mod gc;
 mod health;
 pub mod human;
 pub mod lease;
@@ -16,6 +17,7 @@ pub mod oci;
 pub mod proxy;
 pub mod records;
 pub mod registry;
+pub mod schedule;
 pub mod state;
 mod tls;
 mod token_endpoint;
@@ -284,6 +286,12 @@ async fn build_backup_service(
     ))))
 }
 
+/// For the command line's `gc`: the registry alone, without the HTTP side.
+pub async fn build_registry_only(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<Registry> {
+    let storage = build_storage(plugins, loaded).await?;
+    Ok(Registry::new(storage, registry_settings(loaded)?))
+}
+
 /// For the command line's backup and restore: the registry and the backup service, without
 /// the HTTP side (no initial admin is created, no background work starts).
 pub async fn build_backup_only(
@@ -445,6 +453,15 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
         backup::schedule::spawn(backup.clone());
         let backup = backup.clone();
         tokio::spawn(async move { backup.report_latest_to_metrics().await });
+    }
+    if let Some(schedule) = loaded.config.gc.schedule.clone() {
+        let next = schedule::next_slot(&schedule, chrono::Utc::now());
+        tracing::info!(schedule = %String::from(schedule.clone()), next_run = %next.to_rfc3339(), "gc: scheduled");
+        let settings = gc::Settings::from(&loaded.config.gc);
+        gc::spawn_scheduled(
+            gc::Collector::new(state.registry.clone(), settings),
+            schedule,
+        );
     }
     if loaded.config.metrics.enabled {
         metrics::serve_separately(&loaded.config.metrics, state.clone()).await?;

@@ -1,5 +1,5 @@
 //! The `oci-storage` command: `serve` (default), `check-config`, `hash-password`,
-//! `reindex-charts`, `backup` (`list`, `verify`) and `restore`.
+//! `reindex-charts`, `backup` (`list`, `verify`), `restore` and `gc`.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -61,6 +61,13 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
         /// Show what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Collect garbage now: blobs no manifest references, manifests no tag reaches (with
+    /// gc.untagged), orphaned referrers, expired uploads. Safe while the registry serves.
+    Gc {
+        /// Show what would be collected, and change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -183,6 +190,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             block_on(
                 &loaded,
                 commands::restore(&loaded, &snapshot, options, dry_run),
+            )
+        }
+        Command::Gc { dry_run } => {
+            let loaded = load()?;
+            block_on(
+                &loaded,
+                oci_storage_server::gc::commands::gc(&loaded, dry_run),
             )
         }
         Command::HashPassword => {

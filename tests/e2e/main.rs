@@ -6,6 +6,7 @@ mod api_tokens;
 mod backup;
 mod container_image;
 mod deploy_chart;
+mod gc;
 mod hardening;
 mod helm;
 mod helm_repo;

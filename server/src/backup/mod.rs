@@ -134,7 +134,7 @@ impl BackupService {
         self.settings
             .schedule
             .as_ref()
-            .map(|s| schedule::next_slot(s, chrono::Utc::now()))
+            .map(|s| crate::schedule::next_slot(s, chrono::Utc::now()))
     }
 
     /// Whether the target answers, in plain words when it does not (unreachable, denied).

@@ -43,6 +43,7 @@ pub struct Metrics {
     pub proxy: ProxyMetrics,
     pub logins: LoginMetrics,
     pub backup: BackupMetrics,
+    pub gc: GcMetrics,
     /// Figures read when scraped (see [`endpoint`]).
     pub gauges: ScrapedGauges,
 }
@@ -86,6 +87,18 @@ pub struct BackupMetrics {
     pub duration: Gauge,
     pub bytes: IntGauge,
     pub new_bytes: IntGauge,
+    pub failures: IntCounter,
+}
+
+/// The garbage collection runs this process ran.
+#[derive(Debug)]
+pub struct GcMetrics {
+    pub last_success: Gauge,
+    pub duration: Gauge,
+    /// Content moved to the trash.
+    pub collected_bytes: IntCounter,
+    /// Trash emptied: bytes freed.
+    pub reclaimed_bytes: IntCounter,
     pub failures: IntCounter,
 }
 
@@ -222,6 +235,28 @@ impl Metrics {
                 "Backups that failed in this process.",
             ),
         };
+        let gc = GcMetrics {
+            last_success: r.gauge(
+                "oci_storage_gc_last_success_timestamp_seconds",
+                "When the last garbage collection this process ran ended (Unix time); 0: none.",
+            ),
+            duration: r.gauge(
+                "oci_storage_gc_duration_seconds",
+                "How long the last garbage collection this process ran took.",
+            ),
+            collected_bytes: r.counter(
+                "oci_storage_gc_collected_bytes_total",
+                "Content bytes garbage collection moved to its trash.",
+            ),
+            reclaimed_bytes: r.counter(
+                "oci_storage_gc_reclaimed_bytes_total",
+                "Bytes freed by emptying garbage collection's trash.",
+            ),
+            failures: r.counter(
+                "oci_storage_gc_failures_total",
+                "Garbage collection runs that failed in this process.",
+            ),
+        };
         let gauges = ScrapedGauges {
             storage_bytes: r.int_gauge(
                 "oci_storage_storage_bytes",
@@ -253,6 +288,7 @@ impl Metrics {
             proxy,
             logins,
             backup,
+            gc,
             gauges,
         }
     }
@@ -282,6 +318,24 @@ impl Metrics {
         match new_bytes {
             Some(n) => self.backup.new_bytes.set(n as i64),
             None => self.backup.failures.inc(),
+        }
+    }
+}
+
+impl Metrics {
+    /// A garbage collection run this process ran ended (`None`: it failed).
+    pub fn gc_ran(&self, took: Duration, report: Option<&crate::gc::Report>) {
+        self.gc.duration.set(took.as_secs_f64());
+        match report {
+            Some(r) => {
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                self.gc.last_success.set(now.as_secs_f64());
+                self.gc.collected_bytes.inc_by(r.content_bytes);
+                self.gc.reclaimed_bytes.inc_by(r.trash_bytes);
+            }
+            None => self.gc.failures.inc(),
         }
     }
 }
@@ -343,12 +397,16 @@ mod tests {
             .requests
             .with_label_values(&["manifest", "200", "GET"])
             .inc();
+        m.http
+            .duration
+            .with_label_values(&["manifest", "GET"])
+            .observe(0.01);
         let text = m.encode();
         for name in [
             "registry_http_requests_total{code=\"200\",handler=\"manifest\",method=\"GET\"}",
             "registry_proxy_hits_total{type=\"blob\"} 0",
             "# TYPE registry_http_request_duration_seconds histogram",
-            "oci_storage_login_failures_total 0",
+            "# TYPE oci_storage_login_failures_total counter",
             "process_resident_memory_bytes",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");

@@ -29,8 +29,15 @@ impl Registry {
     /// Size and metadata of a blob the repository may serve.
     pub async fn blob_meta(&self, repo: &RepoName, digest: &Digest) -> Result<ObjectMeta> {
         self.require_link(repo, digest).await?;
-        match self.storage.head(&layout::blob(digest)).await {
+        let key = layout::blob(digest);
+        match self.storage.head(&key).await {
             Ok(meta) => Ok(meta),
+            // Linked but not stored: taken away by a garbage collection that raced the push.
+            Err(StorageError::NotFound { .. }) if self.restore_from_trash(&key).await? => self
+                .storage
+                .head(&key)
+                .await
+                .map_err(storage("reading blob metadata")),
             Err(StorageError::NotFound { .. }) => Err(blob_unknown(digest)),
             Err(e) => Err(storage("reading blob metadata")(e)),
         }
@@ -44,8 +51,14 @@ impl Registry {
         range: Option<Range<u64>>,
     ) -> Result<BlobRead> {
         self.require_link(repo, digest).await?;
-        match self.storage.get(&layout::blob(digest), range).await {
+        let key = layout::blob(digest);
+        match self.storage.get(&key, range.clone()).await {
             Ok(read) => Ok(read),
+            Err(StorageError::NotFound { .. }) if self.restore_from_trash(&key).await? => self
+                .storage
+                .get(&key, range)
+                .await
+                .map_err(storage("reading a blob")),
             Err(StorageError::NotFound { .. }) => Err(blob_unknown(digest)),
             Err(e) => Err(storage("reading a blob")(e)),
         }

@@ -8,6 +8,8 @@
 //! repositories/<repo>/_referrers/<alg>/<hex>/<alg>-<hex>   subject → referrer descriptor
 //! repository-names/<encoded repo>!                   the repo exists (for _catalog)
 //! uploads/<id>/state.json, uploads/<id>/data         upload sessions
+//! trash/<run>/<key>                                  what garbage collection run <run> took
+//!                                                    away, restorable until it is emptied
 //! system/…                                           registry-wide state (initial admin, token key,
 //!                                                    API tokens, backup lease and jobs)
 //! ```
@@ -135,6 +137,18 @@ pub fn legacy_catalog_name(key: &str) -> Option<&str> {
 
 pub const UPLOADS_PREFIX: &str = "uploads/";
 
+pub const TRASH_PREFIX: &str = "trash/";
+
+/// Where garbage collection run `run` keeps `original` until its trash is emptied.
+pub fn trashed(run: &str, original: &Key) -> Key {
+    key(format!("{TRASH_PREFIX}{run}/{original}"))
+}
+
+/// The prefix of run `run`'s trash.
+pub fn trash_of(run: &str) -> String {
+    format!("{TRASH_PREFIX}{run}/")
+}
+
 pub fn upload_state(id: &str) -> Key {
     key(format!("{UPLOADS_PREFIX}{id}/state.json"))
 }
@@ -149,6 +163,11 @@ pub fn initial_admin() -> Key {
 
 pub fn token_signing_key() -> Key {
     key("system/token-signing-key.json".to_owned())
+}
+
+/// The claims of scheduled garbage collection slots (see `schedule`).
+pub fn gc_schedule() -> Key {
+    key("system/gc/schedule.json".to_owned())
 }
 
 /// This registry's id, which marks the backup target it writes to (see `backup`).

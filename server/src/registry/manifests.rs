@@ -126,15 +126,16 @@ impl Registry {
             size: put.bytes.len() as u64,
         };
         // Content first, then the links that make it reachable: a crash in between leaves
-        // unreachable content, never a dangling link.
-        match self
-            .storage
-            .put_bytes(&layout::blob(&digest), put.bytes.clone(), PutMode::Create)
+        // unreachable content, never a dangling link. Written even when stored already, so
+        // that its age tells garbage collection it is in use again.
+        self.storage
+            .put_bytes(
+                &layout::blob(&digest),
+                put.bytes.clone(),
+                PutMode::Overwrite,
+            )
             .await
-        {
-            Ok(_) | Err(StorageError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(storage("storing a manifest")(e)),
-        }
+            .map_err(storage("storing a manifest"))?;
         self.write_link(&layout::manifest_link(repo, &digest), &link)
             .await?;
         if let Some(subject) = &doc.subject {
@@ -162,6 +163,11 @@ impl Registry {
             }
             self.cache.put_link(repo.as_str(), tag.as_str(), &link);
         }
+        // A garbage collection may have swept a reference between the check and the tag:
+        // look again, now that the tag makes the manifest a root for every later run.
+        if let Err(e) = self.check_references(repo, &doc).await {
+            tracing::warn!(repository = %repo, manifest = %digest, error = %e.message, "a reference of a pushed manifest went missing after the push was checked");
+        }
         Ok(PutManifestOutcome {
             digest,
             subject: doc.subject,
@@ -169,23 +175,24 @@ impl Registry {
         })
     }
 
+    /// Every blob and child manifest the manifest references is in the repository (linked)
+    /// and its content is stored; what garbage collection took away meanwhile is put back.
     async fn check_references(&self, repo: &RepoName, doc: &ManifestDoc) -> Result<()> {
-        let blob_checks = doc.blobs.iter().map(|d| async move {
-            match self.storage.exists(&layout::blob_link(repo, d)).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(blob_missing(d)),
-                Err(e) => Err(storage("checking manifest references")(e)),
+        let blobs = doc.blobs.iter().map(|d| (d, layout::blob_link(repo, d)));
+        let children = doc
+            .children
+            .iter()
+            .map(|d| (d, layout::manifest_link(repo, d)));
+        let checks = blobs.chain(children).map(|(d, link)| async move {
+            if self.exists_or_restored(&link).await?
+                && self.exists_or_restored(&layout::blob(d)).await?
+            {
+                Ok(())
+            } else {
+                Err(blob_missing(d))
             }
         });
-        try_join_all(blob_checks).await?;
-        let child_checks = doc.children.iter().map(|d| async move {
-            match self.storage.exists(&layout::manifest_link(repo, d)).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(blob_missing(d)),
-                Err(e) => Err(storage("checking index references")(e)),
-            }
-        });
-        try_join_all(child_checks).await?;
+        try_join_all(checks).await?;
         Ok(())
     }
 
@@ -321,15 +328,16 @@ impl Registry {
         if let Some(bytes) = self.cache.bytes(&link.digest) {
             return Ok(StoredManifest { link, bytes });
         }
-        let bytes = match self
-            .storage
-            .get_bytes(
-                &layout::blob(&link.digest),
-                self.settings.max_manifest_bytes.max(link.size),
-            )
-            .await
-        {
+        let key = layout::blob(&link.digest);
+        let max = self.settings.max_manifest_bytes.max(link.size);
+        let bytes = match self.storage.get_bytes(&key, max).await {
             Ok(bytes) => bytes,
+            // Linked but not stored: taken away by a garbage collection that raced the push.
+            Err(StorageError::NotFound { .. }) if self.restore_from_trash(&key).await? => self
+                .storage
+                .get_bytes(&key, max)
+                .await
+                .map_err(storage("reading a manifest"))?,
             Err(StorageError::NotFound { .. }) => return Err(manifest_unknown(reference)),
             Err(e) => return Err(storage("reading a manifest")(e)),
         };

@@ -13,6 +13,7 @@ pub mod manifest_doc;
 mod manifests;
 pub mod names;
 mod strict_json;
+mod trash;
 mod uploads;
 
 use std::sync::Arc;

@@ -1,0 +1,52 @@
+//! `oci-storage gc [--dry-run]`: a run in this process, under the same lease as a server's, so
+//! it never overlaps another run or a backup; progress on standard error, the summary on
+//! standard output.
+
+use std::sync::Arc;
+
+use oci_storage_config::Loaded;
+
+use super::{Collector, Report, Settings};
+use crate::backup::progress_line::{self, human_bytes};
+
+pub async fn gc(loaded: &Loaded, dry_run: bool) -> anyhow::Result<()> {
+    crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);
+    let registry = crate::build_registry_only(&crate::builtin_plugins(), loaded).await?;
+    let collector = Collector::new(registry, Settings::from(&loaded.config.gc));
+    let progress = Arc::new(crate::backup::jobs::Progress::default());
+    let line = progress_line::spawn(progress.clone());
+    let report = collector.run(dry_run, progress).await;
+    drop(line);
+    println!("{}", summary(&report?));
+    Ok(())
+}
+
+/// What a run did, in a few lines.
+pub fn summary(r: &Report) -> String {
+    let (verb, trash) = if r.dry_run {
+        ("would collect", String::new())
+    } else {
+        (
+            "collected",
+            format!(
+                "\nfreed {} ({} objects) from the trash of earlier runs; {} upload session(s) expired; {} object(s) put back for pushes made during the run",
+                human_bytes(r.trash_bytes),
+                r.trash_objects,
+                r.uploads_expired,
+                r.rescued
+            ),
+        )
+    };
+    format!(
+        "gc {}: {} repositories, {} manifests and {} content objects kept\n{verb} {} manifests, {} blob links, {} referrer entries, {} content objects ({}){trash}",
+        r.id,
+        r.repositories,
+        r.kept_manifests,
+        r.kept_content,
+        r.manifests,
+        r.blob_links,
+        r.referrers,
+        r.content_objects,
+        human_bytes(r.content_bytes),
+    )
+}

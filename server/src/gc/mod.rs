@@ -1,0 +1,246 @@
+//! Garbage collection, online: what no tag reaches any more goes, while the registry keeps
+//! serving and accepting pushes, on every backend and with any number of replicas.
+//!
+//! A run lists the registry (`inventory`), marks what tags reach (`mark`), and moves the rest
+//! into its trash (`sweep`), which a later run empties once it is older than `gc.delay`.
+//! Nothing written within `gc.delay` is collected, so a push under way keeps its blobs; and
+//! a push that relied on something collected anyway (a blob acknowledged just before the
+//! mark, whose manifest comes after) gets it back from the trash (`registry::trash`). One run
+//! at a time, across replicas, under the lease backups use.
+
+pub mod commands;
+mod inventory;
+mod mark;
+mod sweep;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use oci_storage_config::GcConfig;
+use serde::Serialize;
+
+use crate::backup::jobs::Progress;
+use crate::lease::{Lease, LeaseError};
+use crate::registry::Registry;
+
+/// How far before a run's start its recheck looks for pushes (clock differences).
+const RECHECK_MARGIN: Duration = Duration::from_secs(300);
+
+/// Run ids: `YYYYMMDDTHHMMSS.mmmZ-xxxxxx`, the start time first, so they sort by it.
+pub mod run_id {
+    use std::time::SystemTime;
+
+    pub fn new() -> String {
+        format!(
+            "{}-{:06x}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            rand::random::<u32>() & 0xff_ffff
+        )
+    }
+
+    /// When the run `id` began.
+    pub fn started(id: &str) -> Option<SystemTime> {
+        let stamp = id.split('-').next()?.strip_suffix('Z')?;
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3f")
+            .ok()
+            .map(|t| t.and_utc().into())
+    }
+}
+
+/// GC behaviour (from `gc`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub delay: Duration,
+    pub untagged: bool,
+    pub lease_ttl: Duration,
+}
+
+impl From<&GcConfig> for Settings {
+    fn from(c: &GcConfig) -> Self {
+        Self {
+            delay: c.delay.get(),
+            untagged: c.untagged,
+            lease_ttl: c.lease_seconds.get(),
+        }
+    }
+}
+
+/// What a run found and did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub id: String,
+    pub dry_run: bool,
+    pub repositories: usize,
+    pub kept_manifests: usize,
+    pub kept_content: usize,
+    /// Manifest revisions taken away (no tag reaches them; with `gc.untagged`).
+    pub manifests: u64,
+    pub referrers: u64,
+    pub blob_links: u64,
+    /// Content moved to the trash: freed once a later run empties it.
+    pub content_objects: u64,
+    pub content_bytes: u64,
+    /// Planned, but written again while the run went on: kept.
+    pub rewritten: u64,
+    /// Put back after the sweep for manifests pushed while the run went on.
+    pub rescued: u64,
+    /// Trash of earlier runs emptied: the bytes freed now.
+    pub trash_objects: u64,
+    pub trash_bytes: u64,
+    pub uploads_expired: u64,
+    pub duration_ms: u64,
+}
+
+/// Runs garbage collection for a registry.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    registry: Registry,
+    settings: Settings,
+}
+
+impl Collector {
+    pub fn new(registry: Registry, settings: Settings) -> Self {
+        Self { registry, settings }
+    }
+
+    /// One run. A dry run changes nothing and needs no lease; a real run holds the job lease
+    /// throughout and stops if it loses it.
+    pub async fn run(&self, dry_run: bool, progress: Arc<Progress>) -> anyhow::Result<Report> {
+        let id = run_id::new();
+        let clock = Instant::now();
+        let outcome = if dry_run {
+            self.work(&id, true, &progress).await
+        } else {
+            let ttl = self.settings.lease_ttl;
+            let mut lease = Lease::acquire(
+                self.registry.storage().clone(),
+                &crate::lease::holder_name(),
+                "gc",
+                &id,
+                ttl,
+            )
+            .await
+            .map_err(|e| match e {
+                LeaseError::Busy { .. } => anyhow::anyhow!("{e}; try again when it has ended"),
+                e => anyhow::anyhow!("{e}"),
+            })?;
+            let outcome = tokio::select! {
+                done = self.work(&id, false, &progress) => done,
+                lost = lease.keep() => Err(anyhow::anyhow!("stopped: {lost}")),
+            };
+            lease.release().await;
+            outcome
+        };
+        let metrics = crate::metrics::get();
+        match &outcome {
+            Ok(report) => {
+                let mut report = report.clone();
+                report.duration_ms = clock.elapsed().as_millis() as u64;
+                if !dry_run {
+                    metrics.gc_ran(clock.elapsed(), Some(&report));
+                }
+                tracing::info!(target: "gc", run = %report.id, dry_run, repositories = report.repositories, manifests = report.manifests, blob_links = report.blob_links, referrers = report.referrers, content_objects = report.content_objects, content_bytes = report.content_bytes, trash_bytes = report.trash_bytes, uploads_expired = report.uploads_expired, rewritten = report.rewritten, rescued = report.rescued, duration_ms = report.duration_ms, "garbage collection finished");
+                Ok(report)
+            }
+            Err(e) => {
+                if !dry_run {
+                    metrics.gc_ran(clock.elapsed(), None);
+                }
+                tracing::error!(target: "gc", run = %id, error = %format!("{e:#}"), "garbage collection failed");
+                outcome
+            }
+        }
+    }
+
+    async fn work(&self, id: &str, dry_run: bool, progress: &Progress) -> anyhow::Result<Report> {
+        let marked_at = SystemTime::now();
+        let cutoff = marked_at - self.settings.delay;
+        progress.set_phase("inventory");
+        let inventory = inventory::Inventory::read(&self.registry).await?;
+        let plan = mark::plan(
+            &self.registry,
+            &inventory,
+            cutoff,
+            self.settings.untagged,
+            progress,
+        )
+        .await?;
+        let mut report = Report {
+            id: id.to_owned(),
+            dry_run,
+            repositories: plan.repositories,
+            kept_manifests: plan.kept_manifests,
+            kept_content: plan.kept_content,
+            manifests: plan.manifests.len() as u64,
+            referrers: plan.referrers.len() as u64,
+            blob_links: plan.blob_links.len() as u64,
+            content_objects: plan.content.len() as u64,
+            content_bytes: plan.content_bytes(),
+            rewritten: 0,
+            rescued: 0,
+            trash_objects: 0,
+            trash_bytes: 0,
+            uploads_expired: 0,
+            duration_ms: 0,
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        let swept = sweep::sweep(&self.registry, id, &plan, cutoff, progress).await?;
+        report.manifests = swept.manifests;
+        report.referrers = swept.referrers;
+        report.blob_links = swept.blob_links;
+        report.content_objects = swept.content_objects;
+        report.content_bytes = swept.content_bytes;
+        report.rewritten = swept.rewritten;
+        // Pushes since the mark (with room for clocks that differ between this process and
+        // the store's timestamps).
+        let since = cutoff.max(marked_at - RECHECK_MARGIN);
+        report.rescued = sweep::rescue(&self.registry, since, progress).await?;
+        let emptied = sweep::empty_trash(&self.registry, cutoff, progress).await?;
+        report.trash_objects = emptied.objects;
+        report.trash_bytes = emptied.bytes;
+        progress.set_phase("uploads");
+        report.uploads_expired = self.registry.expire_uploads().await? as u64;
+        Ok(report)
+    }
+}
+
+/// Runs `gc.schedule`'s collections for as long as the process lives: each slot on one
+/// replica (the one that claims it); a slot that finds another job holding the lease is
+/// skipped (and logged).
+pub fn spawn_scheduled(collector: Collector, schedule: oci_storage_config::Schedule) {
+    tokio::spawn(async move {
+        let key = crate::registry::layout::gc_schedule();
+        let holder = crate::lease::holder_name();
+        loop {
+            let slot = crate::schedule::sleep_until_next(&schedule).await;
+            let storage = collector.registry.storage().clone();
+            match crate::schedule::claim(storage.as_ref(), &key, slot, &holder).await {
+                // The outcome is logged by the run.
+                Ok(true) => drop(collector.run(false, Arc::default()).await),
+                Ok(false) => {
+                    tracing::debug!(target: "gc", %slot, "scheduled collection claimed by another process")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "gc", %slot, error = %e, "could not claim a scheduled collection; skipping it")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_carry_their_start() {
+        let before = SystemTime::now() - Duration::from_millis(1);
+        let id = run_id::new();
+        let started = run_id::started(&id).unwrap();
+        assert!(started >= before && started <= SystemTime::now(), "{id}");
+        assert!(run_id::started("nonsense").is_none());
+    }
+}
