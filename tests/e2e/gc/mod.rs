@@ -305,3 +305,40 @@ fn untagged_manifests_stay_by_default_and_runs_do_not_overlap() {
     assert!(err.contains("replica-b") && err.contains("backup"), "{err}");
     reg.server.cli_ok(&["gc", "--dry-run"]);
 }
+
+/// `gc.schedule`: the server collects by itself, and says so in its log and its metrics.
+#[test]
+fn scheduled_runs_collect_by_themselves() {
+    let reg = Reg::with(Server::start_with(
+        crate::BIN,
+        &(config_with_storage(FS) + GC + "  schedule: \"*/2 * * * * *\"\n"),
+        &[],
+    ));
+    assert!(
+        reg.server.logs().contains("gc: scheduled"),
+        "{}",
+        reg.server.logs()
+    );
+    let (_, digest) = image(&reg, "sched/app", "v1", 9, 200_000);
+    let layer = sha256(&pseudo_random(9, 200_000));
+    assert_eq!(reg.delete("/v2/sched/app/manifests/v1").status(), 202);
+    oci_storage_tests::eventually(
+        "a scheduled run collects the layer",
+        Duration::from_secs(20),
+        || reg.get(&format!("/v2/sched/app/blobs/{layer}")).status() == 404,
+    );
+    oci_storage_tests::eventually("the run's log line", Duration::from_secs(10), || {
+        reg.server.logs().contains("garbage collection finished")
+    });
+    let metrics = reg.get("/metrics").text().unwrap();
+    let last = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("oci_storage_gc_last_success_timestamp_seconds "))
+        .unwrap();
+    assert!(last.parse::<f64>().unwrap() > 1.7e9, "{last}");
+    assert_eq!(
+        reg.get(&format!("/v2/sched/app/manifests/{digest}"))
+            .status(),
+        404
+    );
+}
