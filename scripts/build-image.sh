@@ -68,8 +68,8 @@ cd "$repo_root"
 pkgid=$(cargo pkgid --offline -p oci-storage-server)
 version=${pkgid##*[@#]}
 revision=$(git rev-parse HEAD)
-source_url=$(git remote get-url origin 2>/dev/null ||
-  sed -n '/^\[workspace\.package\]/,/^\[/s/^repository = "\(.*\)"$/\1/p' Cargo.toml)
+# The project's address as Cargo.toml states it (a clone's remote may be a local path).
+source_url=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^repository = "\(.*\)"$/\1/p' Cargo.toml)
 license=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^license = "\(.*\)"$/\1/p' Cargo.toml)
 # Timestamps are the commit's (or SOURCE_DATE_EPOCH's): the same inputs give the same image.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}

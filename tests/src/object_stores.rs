@@ -198,6 +198,11 @@ impl SeaweedFs {
             .args(["-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0"])
             .args(["-s3.port.lance=0", "-debug.port=0", "-metricsPort=0"])
             .args(["-s3.metricsPort=0", "-s3.debug.port=0"])
+            // Each bucket takes volumes of its own; by default their number follows the free
+            // disk (free space / 128 MiB), so a nearly full disk left room for a dozen buckets
+            // and writes to newer ones failed with InternalError. Volumes are sparse: tests
+            // write little, so the count can be fixed well above what a run creates.
+            .arg("-volume.max=1000")
             .arg(format!("-s3.port={s3_port}"));
         // Every other port explicitly too: the defaults are fixed numbers that would collide.
         // Distinct ports: two flags given the same one would keep SeaweedFS from starting.
