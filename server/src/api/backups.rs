@@ -35,6 +35,8 @@ pub struct JobView {
     pub started_by: String,
     /// The process that runs it: `<host>/<pid>/<random>`.
     pub holder: String,
+    /// For a scheduled job: the slot it runs.
+    pub slot: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
     /// The snapshot written (backup) or read (restore, verify, delete).
@@ -61,6 +63,7 @@ impl From<Job> for JobView {
             phase: job.phase,
             started_by: job.started_by,
             holder: job.holder,
+            slot: job.slot,
             started_at: job.started_at,
             finished_at: job.finished_at,
             snapshot: job.snapshot.map(|s| s.to_string()),

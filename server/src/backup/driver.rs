@@ -149,9 +149,11 @@ impl BackupService {
     }
 
     /// A scheduled slot this process claimed: a backup, or a skipped job if another job runs.
-    pub(super) async fn run_scheduled(&self) {
+    pub(super) async fn run_scheduled(&self, slot: chrono::DateTime<chrono::Utc>) {
+        let slot = slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         match self.begin(JobKind::Backup, "schedule", None).await {
-            Ok(started) => {
+            Ok(mut started) => {
+                started.job.slot = Some(slot);
                 let _ = self.backup(started).await;
             }
             Err(e) => {
@@ -163,6 +165,7 @@ impl BackupService {
                     &self.holder,
                 );
                 job.state = JobState::Skipped;
+                job.slot = Some(slot);
                 job.finished_at = Some(job.started_at.clone());
                 job.error = Some(e.to_string());
                 if let Err(e) = self.jobs.write(&job).await {

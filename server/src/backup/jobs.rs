@@ -82,6 +82,9 @@ pub struct Job {
     /// The snapshot written (backup) or read (restore, verify).
     pub snapshot: Option<SnapshotId>,
     pub holder: String,
+    /// For a scheduled job: the slot it runs (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
     /// What this job transferred (or checked), of what it has to.
     pub objects: Count,
     pub bytes: Count,
@@ -213,6 +216,7 @@ impl Job {
             finished_at: None,
             snapshot: None,
             holder: holder.into(),
+            slot: None,
             objects: Count::default(),
             bytes: Count::default(),
             bytes_per_second: None,

@@ -27,7 +27,7 @@ pub fn spawn(service: Arc<BackupService>) {
             )
             .await
             {
-                Ok(true) => service.run_scheduled().await,
+                Ok(true) => service.run_scheduled(slot).await,
                 Ok(false) => {
                     tracing::debug!(target: "backup", %slot, "scheduled backup claimed by another process")
                 }

@@ -44,15 +44,10 @@ fn two_replicas_run_each_slot_once() {
         .filter(|j| j["startedBy"] == "schedule")
         .collect();
     assert!(scheduled.len() >= 3, "{jobs}");
-    // One job per slot: jobs start within the 2 s of jitter after their slot.
-    let mut slots: Vec<String> = scheduled
+    // One job per slot: each names the slot it ran.
+    let mut slots: Vec<&str> = scheduled
         .iter()
-        .map(|j| {
-            let id = j["id"].as_str().unwrap();
-            let secs: u32 = id[9..15].parse().unwrap(); // HHMMSS
-            let (h, m, s) = (secs / 10000, secs / 100 % 100, secs % 100);
-            format!("{}", (h * 3600 + m * 60 + s) / 4)
-        })
+        .map(|j| j["slot"].as_str().expect("a scheduled job names its slot"))
         .collect();
     let count = slots.len();
     slots.sort();
