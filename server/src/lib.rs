@@ -362,6 +362,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         None => tracing::info!("backup: not enabled"),
     }
     let sessions = ui::session::Sessions::new(registry.storage().clone());
+    let gc = gc::service::GcService::new(registry.clone(), &loaded.config.gc);
     Ok(Arc::new(AppState {
         registry,
         access,
@@ -371,6 +372,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         sessions,
         ui: loaded.config.ui.clone(),
         metrics: loaded.config.metrics.clone(),
+        gc,
         usage: Default::default(),
     }))
 }
@@ -454,14 +456,9 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
         let backup = backup.clone();
         tokio::spawn(async move { backup.report_latest_to_metrics().await });
     }
-    if let Some(schedule) = loaded.config.gc.schedule.clone() {
-        let next = schedule::next_slot(&schedule, chrono::Utc::now());
+    if let (Some(schedule), Some(next)) = (state.gc.schedule(), state.gc.next_run()) {
         tracing::info!(schedule = %String::from(schedule.clone()), next_run = %next.to_rfc3339(), "gc: scheduled");
-        let settings = gc::Settings::from(&loaded.config.gc);
-        gc::spawn_scheduled(
-            gc::Collector::new(state.registry.clone(), settings),
-            schedule,
-        );
+        gc::service::spawn_scheduled(state.gc.clone());
     }
     if loaded.config.metrics.enabled {
         metrics::serve_separately(&loaded.config.metrics, state.clone()).await?;

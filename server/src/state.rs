@@ -19,6 +19,8 @@ pub struct AppState {
     pub sessions: crate::ui::session::Sessions,
     /// Settings of the web interface.
     pub ui: oci_storage_config::UiConfig,
+    /// Garbage collection: runs, their records, the schedule.
+    pub gc: Arc<crate::gc::service::GcService>,
     /// Who may read `/metrics`, and where.
     pub metrics: oci_storage_config::MetricsConfig,
     /// Storage used by each repository, for the web interface.

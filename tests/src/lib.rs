@@ -196,6 +196,23 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// Writes into an fs registry's storage the job lease of another process (`holder`,
+    /// running a job of `kind` for the next minute), as a replica would; answers its path,
+    /// for the test to remove it.
+    pub fn hold_job_lease(&self, holder: &str, kind: &str) -> PathBuf {
+        let lease = self.data_dir().join("system/backup/lease.json");
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 60_000;
+        let record = serde_json::json!({
+            "holder": holder, "job": "20261201T000000.000Z-abcdef", "kind": kind, "expiresAtMs": until,
+        });
+        std::fs::write(&lease, record.to_string()).expect("write the lease");
+        lease
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -4,6 +4,7 @@
 
 mod backups;
 pub(crate) mod charts;
+mod gc;
 mod problem;
 mod proxy;
 pub(crate) mod repositories;
@@ -30,6 +31,8 @@ pub enum ApiTags {
     Proxy,
     /// Backups: snapshots in a bucket, restore, verify.
     Backups,
+    /// Garbage collection: what no tag reaches any more.
+    Gc,
 }
 
 type Apis = (
@@ -39,6 +42,7 @@ type Apis = (
     repositories::RepositoriesApi,
     proxy::ProxyApi,
     backups::BackupsApi,
+    gc::GcApi,
 );
 
 /// The OpenAPI service (shared by the server and the document test).
@@ -51,6 +55,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             repositories::RepositoriesApi,
             proxy::ProxyApi,
             backups::BackupsApi,
+            gc::GcApi,
         ),
         "oci-storage",
         env!("CARGO_PKG_VERSION"),

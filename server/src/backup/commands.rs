@@ -13,7 +13,7 @@ async fn service(loaded: &Loaded) -> anyhow::Result<std::sync::Arc<BackupService
 }
 
 /// `cli:<user>@<host>`.
-fn started_by() -> String {
+pub fn started_by() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());

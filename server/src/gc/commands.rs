@@ -2,20 +2,26 @@
 //! it never overlaps another run or a backup; progress on standard error, the summary on
 //! standard output.
 
-use std::sync::Arc;
-
 use oci_storage_config::Loaded;
 
-use super::{Collector, Report, Settings};
+use super::Report;
+use super::service::GcService;
 use crate::backup::progress_line::{self, human_bytes};
 
 pub async fn gc(loaded: &Loaded, dry_run: bool) -> anyhow::Result<()> {
     crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);
     let registry = crate::build_registry_only(&crate::builtin_plugins(), loaded).await?;
-    let collector = Collector::new(registry, Settings::from(&loaded.config.gc));
-    let progress = Arc::new(crate::backup::jobs::Progress::default());
-    let line = progress_line::spawn(progress.clone());
-    let report = collector.run(dry_run, progress).await;
+    let service = GcService::new(registry, &loaded.config.gc);
+    let mut line = None;
+    let report = service
+        .run_now(
+            dry_run,
+            &crate::backup::commands::started_by(),
+            |progress| {
+                line = Some(progress_line::spawn(progress));
+            },
+        )
+        .await;
     drop(line);
     println!("{}", summary(&report?));
     Ok(())

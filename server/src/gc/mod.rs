@@ -11,6 +11,7 @@
 pub mod commands;
 mod inventory;
 mod mark;
+pub mod service;
 mod sweep;
 
 use std::sync::Arc;
@@ -65,9 +66,10 @@ impl From<&GcConfig> for Settings {
     }
 }
 
-/// What a run found and did (or, dry, would do).
-#[derive(Debug, Clone, Serialize)]
+/// What a run found and did (or, dry, would do). Also the REST API's view of it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, poem_openapi::Object)]
 #[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
 pub struct Report {
     pub id: String,
     pub dry_run: bool,
@@ -92,6 +94,15 @@ pub struct Report {
     pub duration_ms: u64,
 }
 
+/// A run that has begun (holding the job lease unless dry).
+#[derive(Debug)]
+pub struct Started {
+    pub id: String,
+    pub dry_run: bool,
+    lease: Option<Lease>,
+    pub progress: Arc<Progress>,
+}
+
 /// Runs garbage collection for a registry.
 #[derive(Debug, Clone)]
 pub struct Collector {
@@ -104,38 +115,56 @@ impl Collector {
         Self { registry, settings }
     }
 
-    /// One run. A dry run changes nothing and needs no lease; a real run holds the job lease
-    /// throughout and stops if it loses it.
-    pub async fn run(&self, dry_run: bool, progress: Arc<Progress>) -> anyhow::Result<Report> {
+    /// Starts a run: a real one takes the job lease (or says who holds it); a dry run
+    /// changes nothing and needs none.
+    pub async fn begin(&self, dry_run: bool) -> Result<Started, LeaseError> {
         let id = run_id::new();
-        let clock = Instant::now();
-        let outcome = if dry_run {
-            self.work(&id, true, &progress).await
+        let lease = if dry_run {
+            None
         } else {
-            let ttl = self.settings.lease_ttl;
-            let mut lease = Lease::acquire(
-                self.registry.storage().clone(),
-                &crate::lease::holder_name(),
-                "gc",
-                &id,
-                ttl,
+            Some(
+                Lease::acquire(
+                    self.registry.storage().clone(),
+                    &crate::lease::holder_name(),
+                    "gc",
+                    &id,
+                    self.settings.lease_ttl,
+                )
+                .await?,
             )
-            .await
-            .map_err(|e| match e {
-                LeaseError::Busy { .. } => anyhow::anyhow!("{e}; try again when it has ended"),
-                e => anyhow::anyhow!("{e}"),
-            })?;
-            let outcome = tokio::select! {
-                done = self.work(&id, false, &progress) => done,
-                lost = lease.keep() => Err(anyhow::anyhow!("stopped: {lost}")),
-            };
-            lease.release().await;
-            outcome
+        };
+        Ok(Started {
+            id,
+            dry_run,
+            lease,
+            progress: Arc::default(),
+        })
+    }
+
+    /// Runs a started run to its end, keeping its lease (and stopping if it is lost); logs
+    /// one line when it ends and sets the metrics.
+    pub async fn drive(&self, started: Started) -> anyhow::Result<Report> {
+        let Started {
+            id,
+            dry_run,
+            lease,
+            progress,
+        } = started;
+        let clock = Instant::now();
+        let outcome = match lease {
+            None => self.work(&id, true, &progress).await,
+            Some(mut lease) => {
+                let outcome = tokio::select! {
+                    done = self.work(&id, false, &progress) => done,
+                    lost = lease.keep() => Err(anyhow::anyhow!("stopped: {lost}")),
+                };
+                lease.release().await;
+                outcome
+            }
         };
         let metrics = crate::metrics::get();
-        match &outcome {
-            Ok(report) => {
-                let mut report = report.clone();
+        match outcome {
+            Ok(mut report) => {
                 report.duration_ms = clock.elapsed().as_millis() as u64;
                 if !dry_run {
                     metrics.gc_ran(clock.elapsed(), Some(&report));
@@ -148,7 +177,7 @@ impl Collector {
                     metrics.gc_ran(clock.elapsed(), None);
                 }
                 tracing::error!(target: "gc", run = %id, error = %format!("{e:#}"), "garbage collection failed");
-                outcome
+                Err(e)
             }
         }
     }
@@ -205,30 +234,6 @@ impl Collector {
         report.uploads_expired = self.registry.expire_uploads().await? as u64;
         Ok(report)
     }
-}
-
-/// Runs `gc.schedule`'s collections for as long as the process lives: each slot on one
-/// replica (the one that claims it); a slot that finds another job holding the lease is
-/// skipped (and logged).
-pub fn spawn_scheduled(collector: Collector, schedule: oci_storage_config::Schedule) {
-    tokio::spawn(async move {
-        let key = crate::registry::layout::gc_schedule();
-        let holder = crate::lease::holder_name();
-        loop {
-            let slot = crate::schedule::sleep_until_next(&schedule).await;
-            let storage = collector.registry.storage().clone();
-            match crate::schedule::claim(storage.as_ref(), &key, slot, &holder).await {
-                // The outcome is logged by the run.
-                Ok(true) => drop(collector.run(false, Arc::default()).await),
-                Ok(false) => {
-                    tracing::debug!(target: "gc", %slot, "scheduled collection claimed by another process")
-                }
-                Err(e) => {
-                    tracing::warn!(target: "gc", %slot, error = %e, "could not claim a scheduled collection; skipping it")
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -170,6 +170,13 @@ pub fn gc_schedule() -> Key {
     key("system/gc/schedule.json".to_owned())
 }
 
+pub const GC_RUNS_PREFIX: &str = "system/gc/runs/";
+
+/// The record of garbage collection run `id` (see `gc::service`).
+pub fn gc_run(id: &str) -> Key {
+    key(format!("{GC_RUNS_PREFIX}{id}.json"))
+}
+
 /// This registry's id, which marks the backup target it writes to (see `backup`).
 pub fn registry_id() -> Key {
     key("system/registry-id.json".to_owned())

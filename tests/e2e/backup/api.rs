@@ -209,17 +209,7 @@ fn backups_through_the_rest_api() {
     );
 
     // Another job holding the lease (here: another replica's, written into storage) → 409.
-    let lease = server.data_dir().join("system/backup/lease.json");
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + 60_000;
-    std::fs::write(
-        &lease,
-        json!({"holder": "replica-b/1/abcdef", "job": "20261201T000000.000Z-abcdef", "kind": "backup", "expiresAtMs": until}).to_string(),
-    )
-    .unwrap();
+    let lease = server.hold_job_lease("replica-b/1/abcdef", "backup");
     let (status, problem, _) = call(&server, Method::POST, "/api/v1/backups", "root", None);
     assert_eq!(status, 409, "{problem}");
     assert!(

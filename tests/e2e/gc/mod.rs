@@ -2,6 +2,7 @@
 //! on disk and in the bucket going down, the race between a run and a push under way, and a
 //! soak of pushing and deleting clients while runs go on.
 
+mod api;
 mod soak;
 
 use std::path::Path;
@@ -140,7 +141,11 @@ fn collects_and_keeps(reg: &Reg, stored: &dyn Fn() -> u64) {
     std::thread::sleep(Duration::from_millis(1100));
     let before = stored();
     let dry = gc(&reg.server, true);
-    assert_eq!(stored(), before, "a dry run changes nothing");
+    assert_eq!(
+        stored(),
+        before,
+        "a dry run changes nothing (but its record)"
+    );
     let run = gc(&reg.server, false);
     for what in ["manifests,", "blob links", "content objects ("] {
         assert_eq!(
@@ -200,22 +205,30 @@ fn collects_on_fs_and_disk_usage_goes_down() {
         &[],
     ));
     let data = reg.server.data_dir();
-    collects_and_keeps(&reg, &|| bytes_under(&data));
+    // Content, links and the trash; not `system/` (run records, the lease).
+    collects_and_keeps(&reg, &|| {
+        ["blobs", "repositories", "trash"]
+            .iter()
+            .map(|d| bytes_under(&data.join(d)))
+            .sum()
+    });
 }
 
 #[test]
 fn collects_on_s3_and_the_bucket_shrinks() {
     let s3 = SeaweedFs::shared();
-    let bucket = s3.new_bucket();
+    let bucket = s3.test_bucket();
     let prefix = unique_prefix();
     let reg = Reg::with(Server::start_with(
         crate::BIN,
-        &(config_with_storage(&s3_storage_yaml(&bucket, &prefix)) + GC),
+        &(config_with_storage(&s3_storage_yaml(bucket, &prefix)) + GC),
         &[],
     ));
+    // Content, links and the trash; not `system/` (run records, the lease).
     collects_and_keeps(&reg, &|| {
-        s3.list_objects(&bucket, &prefix)
+        s3.list_objects(bucket, &prefix)
             .iter()
+            .filter(|(key, _)| !key.contains("system/"))
             .map(|(_, size)| size)
             .sum()
     });
@@ -287,18 +300,7 @@ fn untagged_manifests_stay_by_default_and_runs_do_not_overlap() {
     assert_eq!(count(&run, "content objects ("), 0, "{run}");
     check_pullable(&reg, "keep/app", &digest);
 
-    let lease = reg.server.data_dir().join("system/backup/lease.json");
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + 60_000;
-    std::fs::write(
-        &lease,
-        json!({"holder": "replica-b/1/abcdef", "job": "x", "kind": "backup", "expiresAtMs": until})
-            .to_string(),
-    )
-    .unwrap();
+    reg.server.hold_job_lease("replica-b/1/abcdef", "backup");
     let out = reg.server.cli(&["gc"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
