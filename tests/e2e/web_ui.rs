@@ -508,3 +508,22 @@ fn backup_page_button_progress_history_and_restore() {
     );
     browser_script_with("a11y.mjs", &reg.server.url, &[("PAGES", &pages)]);
 }
+
+/// The garbage collection page in the browser: dry run, collect now, history, and nothing
+/// for others (tests/ui/gc.mjs).
+#[test]
+fn gc_page_dry_run_collect_and_history() {
+    let viewer = "viewer";
+    let config = format!(
+        "storage: {{type: fs, fs: {{path: data}}}}\nauth:\n  users:\n    - {{username: {USER}, password: {PASSWORD}}}\n    - {{username: {viewer}, password: {PASSWORD}}}\ngc: {{delay: 1s, untagged: true}}\n"
+    );
+    let server = oci_storage_tests::Server::start_with(super::BIN, &config, &[]);
+    let reg = crate::protocol::Reg::with(server);
+    reg.push_image("team/app", "v1", b"kept layer");
+    reg.push_image("team/old", "v1", b"an old layer");
+    assert_eq!(reg.delete("/v2/team/old/manifests/v1").status(), 202);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    browser_script_with("gc.mjs", &reg.server.url, &[("VIEWER", viewer)]);
+    assert!(screenshots().join("gc.png").exists());
+    browser_script_with("a11y.mjs", &reg.server.url, &[("PAGES", "/ui/gc")]);
+}

@@ -6,6 +6,7 @@ mod admin;
 mod backups;
 mod chart;
 mod form;
+mod gc;
 mod home;
 mod image;
 mod plot;
@@ -51,6 +52,9 @@ pub fn routes() -> impl poem::Endpoint {
             "/backups/restore",
             get(backups::restore_page).post(backups::restore),
         )
+        .at("/gc", get(gc::gc_page))
+        .at("/gc/run", get(gc::run_json))
+        .at("/gc/start", post(gc::start))
         .at("/static/app.css", get(app_css))
         .at("/static/app.js", get(app_js))
         .with(poem::middleware::CookieJarManager::new())

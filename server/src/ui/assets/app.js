@@ -60,15 +60,15 @@ document.addEventListener('submit', (event) => {
   if (message && !window.confirm(message)) event.preventDefault();
 });
 
-// Backup page: follows the running job without reloading (its JSON, every second), then
-// refreshes the history when it ends. Without script the page shows the job as rendered.
-(() => {
-  const section = document.getElementById('backup-job');
-  if (!section || !section.dataset.job) return;
-  const bar = document.getElementById('backup-progress');
-  const text = document.getElementById('backup-progress-text');
-  const button = document.getElementById('backup-now');
-  const history = document.getElementById('backup-history');
+// Backup and garbage collection pages: follow the running job without reloading (its JSON,
+// every second), then refresh the history when it ends. The section names the job's JSON
+// (data-job), the history fragment (data-history) and where it goes (data-history-target).
+// Without script the page shows the job as rendered.
+document.querySelectorAll('section[data-job]').forEach((section) => {
+  const bar = section.querySelector('progress');
+  const text = section.querySelector('.job-text');
+  const buttons = document.querySelectorAll('[data-job-button]');
+  const history = document.getElementById(section.dataset.historyTarget);
   const poll = async () => {
     try {
       const resp = await fetch(section.dataset.job, { credentials: 'same-origin', cache: 'no-store' });
@@ -88,15 +88,15 @@ document.addEventListener('submit', (event) => {
         }
         if (job.state !== 'running') {
           // The history first, so that once the job reads as ended its row is there.
-          const page = await fetch('/ui/backups?partial=history', { credentials: 'same-origin', cache: 'no-store' });
+          const page = await fetch(section.dataset.history, { credentials: 'same-origin', cache: 'no-store' });
           if (page.ok && history) history.innerHTML = await page.text();
           const done = job.kind + ' ' + job.state + (job.error ? ': ' + job.error : '');
           text.textContent = done;
-          const title = document.getElementById('backup-job-title');
+          const title = section.querySelector('.job-title');
           if (title) title.textContent = 'Finished: ' + job.id;
           bar.max = 1;
           bar.value = 1;
-          if (button) button.disabled = false;
+          buttons.forEach((b) => { b.disabled = false; });
           say(done);
           return;
         }
@@ -108,4 +108,4 @@ document.addEventListener('submit', (event) => {
     setTimeout(poll, 1000);
   };
   poll();
-})();
+});
