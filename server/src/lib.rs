@@ -362,7 +362,7 @@ pub async fn build_state(plugins: &Plugins, loaded: &Loaded) -> anyhow::Result<A
         None => tracing::info!("backup: not enabled"),
     }
     let sessions = ui::session::Sessions::new(registry.storage().clone());
-    let gc = gc::service::GcService::new(registry.clone(), &loaded.config.gc);
+    let gc = gc::service::GcService::new(registry.clone(), &loaded.config.gc, Some(charts.clone()));
     Ok(Arc::new(AppState {
         registry,
         access,

@@ -2,6 +2,8 @@
 //! it never overlaps another run or a backup; progress on standard error, the summary on
 //! standard output.
 
+use std::sync::Arc;
+
 use oci_storage_config::Loaded;
 
 use super::Report;
@@ -11,7 +13,11 @@ use crate::backup::progress_line::{self, human_bytes};
 pub async fn gc(loaded: &Loaded, dry_run: bool) -> anyhow::Result<()> {
     crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);
     let registry = crate::build_registry_only(&crate::builtin_plugins(), loaded).await?;
-    let service = GcService::new(registry, &loaded.config.gc);
+    let charts = Arc::new(crate::charts::Charts::new(
+        registry.clone(),
+        loaded.config.helm.clone(),
+    ));
+    let service = GcService::new(registry, &loaded.config.gc, Some(charts));
     let mut line = None;
     let report = service
         .run_now(
@@ -43,8 +49,23 @@ pub fn summary(r: &Report) -> String {
             ),
         )
     };
+    let retention = if r.retention_tags == 0 {
+        String::new()
+    } else {
+        let tags = if r.dry_run { "would delete" } else { "deleted" };
+        format!(
+            "\nretention {tags} {} tags: {}{}",
+            r.retention_tags,
+            r.retention_sample.join(", "),
+            if r.retention_tags as usize > r.retention_sample.len() {
+                ", …"
+            } else {
+                ""
+            }
+        )
+    };
     format!(
-        "gc {}: {} repositories, {} manifests and {} content objects kept\n{verb} {} manifests, {} blob links, {} referrer entries, {} content objects ({}){trash}",
+        "gc {}: {} repositories, {} manifests and {} content objects kept{retention}\n{verb} {} manifests, {} blob links, {} referrer entries, {} content objects ({}){trash}",
         r.id,
         r.repositories,
         r.kept_manifests,

@@ -37,8 +37,8 @@ impl Object {
 /// One repository's links.
 #[derive(Debug, Default)]
 pub struct Repository {
-    /// Tag keys (read later: a tag's target is in the record).
-    pub tags: Vec<Key>,
+    /// Tags (their targets are read later, from the records), with their push times.
+    pub tags: Vec<Object>,
     pub manifests: BTreeMap<Digest, Object>,
     pub blobs: BTreeMap<Digest, Object>,
     /// (subject, referrer) → the entry.
@@ -95,7 +95,7 @@ impl Inventory {
         let entry = || Object::from(meta.clone());
         let repository = self.repositories.entry(repo).or_default();
         match &segments[at..] {
-            ["_tags", _] => repository.tags.push(meta.key.clone()),
+            ["_tags", _] => repository.tags.push(entry()),
             ["_manifests", alg, hex] => {
                 if let Some(d) = digest(alg, hex) {
                     repository.manifests.insert(d, entry());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_storage_core::{Digest, Key, StorageError, StorageExt};
+use oci_storage_core::{Digest, StorageError, StorageExt};
 
 use super::inventory::{Inventory, Object, Repository};
 use crate::backup::jobs::Progress;
@@ -51,11 +51,13 @@ struct Refs {
 }
 
 /// Decides what the run takes away.
+/// `untagged(repo)`: for a repository whose untagged manifests may go, the time before which
+/// one must have been written (`None`: untagged manifests stay).
 pub async fn plan(
     registry: &Registry,
     inventory: &Inventory,
     cutoff: SystemTime,
-    untagged: bool,
+    untagged: &(dyn Fn(&str) -> Option<SystemTime> + Sync),
     progress: &Progress,
 ) -> Result<Plan, RegistryError> {
     let mut plan = Plan {
@@ -76,8 +78,7 @@ pub async fn plan(
             registry,
             inventory,
             repository,
-            cutoff,
-            untagged,
+            untagged(name).map(|t| t.min(cutoff)),
             &mut refs_cache,
         )
         .await?;
@@ -123,19 +124,19 @@ struct Kept {
     blobs: HashSet<Digest>,
 }
 
+/// `untagged_before`: untagged revisions written before it are not roots (`None`: all are).
 async fn mark_repository(
     registry: &Registry,
     inventory: &Inventory,
     repository: &Repository,
-    cutoff: SystemTime,
-    untagged: bool,
+    untagged_before: Option<SystemTime>,
     refs_cache: &mut HashMap<Digest, Arc<Refs>>,
 ) -> Result<Kept, RegistryError> {
     let storage = registry.storage();
     let tag_targets: Vec<Option<ManifestLink>> = stream::iter(repository.tags.clone())
-        .map(|key: Key| async move {
+        .map(|tag: Object| async move {
             records::MANIFEST_LINK
-                .read_listed::<ManifestLink>(storage.as_ref(), &key)
+                .read_listed::<ManifestLink>(storage.as_ref(), &tag.key)
                 .await
                 .map_err(crate::registry::error::storage("reading a tag"))
         })
@@ -148,7 +149,7 @@ async fn mark_repository(
         .map(|l| l.digest)
         .collect();
     for (digest, revision) in &repository.manifests {
-        if !untagged || !revision.older_than(cutoff) {
+        if untagged_before.is_none_or(|before| !revision.older_than(before)) {
             queue.push(digest.clone());
         }
     }

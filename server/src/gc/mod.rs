@@ -11,6 +11,7 @@
 pub mod commands;
 mod inventory;
 mod mark;
+mod retention;
 pub mod service;
 mod sweep;
 
@@ -54,6 +55,7 @@ pub struct Settings {
     pub delay: Duration,
     pub untagged: bool,
     pub lease_ttl: Duration,
+    pub retention: Vec<oci_storage_config::RetentionPolicy>,
 }
 
 impl From<&GcConfig> for Settings {
@@ -62,9 +64,13 @@ impl From<&GcConfig> for Settings {
             delay: c.delay.get(),
             untagged: c.untagged,
             lease_ttl: c.lease_seconds.get(),
+            retention: c.retention.clone(),
         }
     }
 }
+
+/// Tags named in a report's `retentionSample`, at most.
+const RETENTION_SAMPLE: usize = 100;
 
 /// What a run found and did (or, dry, would do). Also the REST API's view of it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, poem_openapi::Object)]
@@ -73,6 +79,10 @@ impl From<&GcConfig> for Settings {
 pub struct Report {
     pub id: String,
     pub dry_run: bool,
+    /// Tags deleted by `gc.retention` (or, dry, that would be).
+    pub retention_tags: u64,
+    /// The first of them, as `repository:tag`.
+    pub retention_sample: Vec<String>,
     pub repositories: usize,
     pub kept_manifests: usize,
     pub kept_content: usize,
@@ -108,11 +118,21 @@ pub struct Started {
 pub struct Collector {
     registry: Registry,
     settings: Settings,
+    /// Told of tags retention deletes (their chart metadata goes with them).
+    charts: Option<Arc<crate::charts::Charts>>,
 }
 
 impl Collector {
-    pub fn new(registry: Registry, settings: Settings) -> Self {
-        Self { registry, settings }
+    pub fn new(
+        registry: Registry,
+        settings: Settings,
+        charts: Option<Arc<crate::charts::Charts>>,
+    ) -> Self {
+        Self {
+            registry,
+            settings,
+            charts,
+        }
     }
 
     /// Starts a run: a real one takes the job lease (or says who holds it); a dry run
@@ -186,18 +206,27 @@ impl Collector {
         let marked_at = SystemTime::now();
         let cutoff = marked_at - self.settings.delay;
         progress.set_phase("inventory");
-        let inventory = inventory::Inventory::read(&self.registry).await?;
-        let plan = mark::plan(
-            &self.registry,
-            &inventory,
-            cutoff,
-            self.settings.untagged,
-            progress,
-        )
-        .await?;
+        let mut inventory = inventory::Inventory::read(&self.registry).await?;
+        let doomed = self
+            .apply_retention(&mut inventory, dry_run, progress)
+            .await?;
+        let policies = &self.settings.retention;
+        let untagged = |repo: &str| -> Option<SystemTime> {
+            match retention::policy_for(policies, repo).and_then(|p| p.untagged_older_than) {
+                Some(age) => Some(marked_at - age),
+                None => self.settings.untagged.then_some(cutoff),
+            }
+        };
+        let plan = mark::plan(&self.registry, &inventory, cutoff, &untagged, progress).await?;
         let mut report = Report {
             id: id.to_owned(),
             dry_run,
+            retention_tags: doomed.len() as u64,
+            retention_sample: doomed
+                .iter()
+                .take(RETENTION_SAMPLE)
+                .map(|d| format!("{}:{}", d.repository, d.tag))
+                .collect(),
             repositories: plan.repositories,
             kept_manifests: plan.kept_manifests,
             kept_content: plan.kept_content,
@@ -233,6 +262,51 @@ impl Collector {
         progress.set_phase("uploads");
         report.uploads_expired = self.registry.expire_uploads().await? as u64;
         Ok(report)
+    }
+}
+
+impl Collector {
+    /// Deletes the tags `gc.retention` does not keep (a dry run only lists them), and takes
+    /// them out of `inventory`, so that the mark sees the registry as it is after.
+    async fn apply_retention(
+        &self,
+        inventory: &mut inventory::Inventory,
+        dry_run: bool,
+        progress: &Progress,
+    ) -> anyhow::Result<Vec<retention::Doomed>> {
+        let registry = &self.registry;
+        let immutable = |tag: &str| {
+            crate::registry::Tag::parse(tag).is_some_and(|t| registry.settings().is_immutable(&t))
+        };
+        let mut doomed = retention::doomed_tags(&self.settings.retention, inventory, &immutable);
+        if !dry_run && !doomed.is_empty() {
+            progress.set_phase("retention");
+            progress.set_totals(doomed.len() as u64, 0);
+            let mut kept = Vec::new();
+            for d in &doomed {
+                let (Some(repo), Some(tag)) = (
+                    crate::registry::RepoName::parse(&d.repository),
+                    crate::registry::Tag::parse(&d.tag),
+                ) else {
+                    continue;
+                };
+                if registry.expire_tag(&repo, &tag, d.object.modified).await? {
+                    if let Some(charts) = &self.charts {
+                        charts.tag_deleted(&repo, &tag).await;
+                    }
+                } else {
+                    kept.push(d.object.key.clone());
+                }
+                progress.add_object();
+            }
+            doomed.retain(|d| !kept.contains(&d.object.key));
+        }
+        for d in &doomed {
+            if let Some(links) = inventory.repositories.get_mut(&d.repository) {
+                links.tags.retain(|t| t.key != d.object.key);
+            }
+        }
+        Ok(doomed)
     }
 }
 

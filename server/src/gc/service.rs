@@ -63,9 +63,13 @@ fn now_rfc3339() -> String {
 }
 
 impl GcService {
-    pub fn new(registry: Registry, config: &oci_storage_config::GcConfig) -> Arc<Self> {
+    pub fn new(
+        registry: Registry,
+        config: &oci_storage_config::GcConfig,
+        charts: Option<Arc<crate::charts::Charts>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            collector: Collector::new(registry.clone(), super::Settings::from(config)),
+            collector: Collector::new(registry.clone(), super::Settings::from(config), charts),
             registry,
             schedule: config.schedule.clone(),
             running: Mutex::default(),

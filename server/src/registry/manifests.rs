@@ -345,6 +345,32 @@ impl Registry {
         Ok(StoredManifest { link, bytes })
     }
 
+    /// Deletes a tag for a retention policy, whatever `registry.deleteEnabled` says, never an
+    /// immutable one; leaves it (answering `false`) when it was written since `seen`, the
+    /// time the policy's decision was based on (pushed again: it is the newest now).
+    pub async fn expire_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        seen: Option<std::time::SystemTime>,
+    ) -> Result<bool> {
+        if self.settings.is_immutable(tag) {
+            return Ok(false);
+        }
+        let key = layout::tag(repo, tag);
+        match self.storage.head(&key).await {
+            Ok(meta) if meta.last_modified == seen => {}
+            Ok(_) | Err(StorageError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(storage("reading a tag")(e)),
+        }
+        self.storage
+            .delete(&key)
+            .await
+            .map_err(storage("deleting a tag"))?;
+        self.cache.forget_link(repo.as_str(), tag.as_str());
+        Ok(true)
+    }
+
     /// Deletes a tag (only the tag), or a manifest by digest with its tags and referrer entry.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         self.require_delete_enabled()?;

@@ -51,8 +51,12 @@ impl From<&RunRecord> for HistoryRow {
 
 /// "3 manifests, 12 blobs (4.2 MiB)".
 fn collected(r: &crate::gc::Report) -> String {
+    let retention = match r.retention_tags {
+        0 => String::new(),
+        n => format!("{n} tags (retention), "),
+    };
     format!(
-        "{} manifests, {} blob links, {} content objects ({})",
+        "{retention}{} manifests, {} blob links, {} content objects ({})",
         r.manifests,
         r.blob_links,
         r.content_objects,

@@ -3,6 +3,7 @@
 //! soak of pushing and deleting clients while runs go on.
 
 mod api;
+mod retention;
 mod soak;
 
 use std::path::Path;
