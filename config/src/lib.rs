@@ -5,12 +5,14 @@
 mod gc;
 mod metrics;
 mod model;
+mod scrub;
 
 use std::path::{Path, PathBuf};
 
 pub use gc::*;
 pub use metrics::*;
 pub use model::*;
+pub use scrub::*;
 
 /// The default configuration file, fully commented; used when no file is given.
 pub const DEFAULT_YAML: &str = include_str!("../config.yaml");

@@ -21,6 +21,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub metrics: crate::MetricsConfig,
     pub gc: crate::GcConfig,
+    pub scrub: crate::ScrubConfig,
 }
 
 /// `ui`: the web interface.

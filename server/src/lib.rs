@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod records;
 pub mod registry;
 pub mod schedule;
+pub mod scrub;
 pub mod state;
 mod tls;
 mod token_endpoint;
@@ -459,6 +460,10 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     if let (Some(schedule), Some(next)) = (state.gc.schedule(), state.gc.next_run()) {
         tracing::info!(schedule = %String::from(schedule.clone()), next_run = %next.to_rfc3339(), "gc: scheduled");
         gc::service::spawn_scheduled(state.gc.clone());
+    }
+    if let Some(schedule) = loaded.config.scrub.schedule.clone() {
+        tracing::info!(schedule = %String::from(schedule.clone()), "scrub: scheduled");
+        scrub::spawn_scheduled(state.registry.clone(), schedule);
     }
     if loaded.config.metrics.enabled {
         metrics::serve_separately(&loaded.config.metrics, state.clone()).await?;

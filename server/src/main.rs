@@ -1,5 +1,5 @@
 //! The `oci-storage` command: `serve` (default), `check-config`, `hash-password`,
-//! `reindex-charts`, `backup` (`list`, `verify`), `restore` and `gc`.
+//! `reindex-charts`, `backup` (`list`, `verify`), `restore`, `gc` and `verify`.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -70,6 +70,13 @@ enum Command {
         /// Show what would be collected, and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Read every stored blob and manifest back and check its digest, and every link for its
+    /// content; exit 1 if anything is corrupt or missing. Changes nothing.
+    Verify {
+        /// The findings as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -198,6 +205,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &loaded,
                 oci_storage_server::gc::commands::gc(&loaded, dry_run),
             )
+        }
+        Command::Verify { json } => {
+            let loaded = load()?;
+            block_on(&loaded, oci_storage_server::scrub::command(&loaded, json))
         }
         Command::HashPassword => {
             let mut line = String::new();

@@ -19,6 +19,7 @@ mod protocol;
 mod proxy;
 mod replicas;
 mod rest_api;
+mod scrub;
 mod skopeo;
 mod tls;
 mod token_auth;

@@ -9,7 +9,7 @@
 //! at a time, across replicas, under the lease backups use.
 
 pub mod commands;
-mod inventory;
+pub(crate) mod inventory;
 mod mark;
 mod retention;
 pub mod service;

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub logins: LoginMetrics,
     pub backup: BackupMetrics,
     pub gc: GcMetrics,
+    pub scrub: ScrubMetrics,
     /// Figures read when scraped (see [`endpoint`]).
     pub gauges: ScrapedGauges,
 }
@@ -100,6 +101,14 @@ pub struct GcMetrics {
     /// Trash emptied: bytes freed.
     pub reclaimed_bytes: IntCounter,
     pub failures: IntCounter,
+}
+
+/// The last scrub this process ran.
+#[derive(Debug)]
+pub struct ScrubMetrics {
+    pub last_run: Gauge,
+    pub corrupt: IntGauge,
+    pub missing: IntGauge,
 }
 
 /// Gauges set from the registry's state each time the metrics are read.
@@ -257,6 +266,20 @@ impl Metrics {
                 "Garbage collection runs that failed in this process.",
             ),
         };
+        let scrub = ScrubMetrics {
+            last_run: r.gauge(
+                "oci_storage_scrub_last_run_timestamp_seconds",
+                "When the last scrub this process ran ended (Unix time); 0: none.",
+            ),
+            corrupt: r.int_gauge(
+                "oci_storage_scrub_corrupt_objects",
+                "Stored objects the last scrub found damaged.",
+            ),
+            missing: r.int_gauge(
+                "oci_storage_scrub_missing_objects",
+                "Links whose content the last scrub found missing.",
+            ),
+        };
         let gauges = ScrapedGauges {
             storage_bytes: r.int_gauge(
                 "oci_storage_storage_bytes",
@@ -289,6 +312,7 @@ impl Metrics {
             logins,
             backup,
             gc,
+            scrub,
             gauges,
         }
     }
@@ -323,6 +347,16 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// A scrub ended.
+    pub fn scrubbed(&self, findings: &crate::scrub::Findings) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.scrub.last_run.set(now.as_secs_f64());
+        self.scrub.corrupt.set(findings.corrupt_count as i64);
+        self.scrub.missing.set(findings.missing_count as i64);
+    }
+
     /// A garbage collection run this process ran ended (`None`: it failed).
     pub fn gc_ran(&self, took: Duration, report: Option<&crate::gc::Report>) {
         self.gc.duration.set(took.as_secs_f64());

@@ -177,6 +177,11 @@ pub fn gc_run(id: &str) -> Key {
     key(format!("{GC_RUNS_PREFIX}{id}.json"))
 }
 
+/// The claims of scheduled scrub slots (see `scrub`).
+pub fn scrub_schedule() -> Key {
+    key("system/scrub/schedule.json".to_owned())
+}
+
 /// This registry's id, which marks the backup target it writes to (see `backup`).
 pub fn registry_id() -> Key {
     key("system/registry-id.json".to_owned())
