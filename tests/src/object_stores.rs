@@ -425,6 +425,37 @@ impl FakeGcs {
         BUCKET.get_or_init(|| self.new_bucket())
     }
 
+    /// Name and size of every object in `bucket` whose name starts with `prefix`.
+    pub fn list_objects(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let client = reqwest::blocking::Client::new();
+        let mut objects = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut query = vec![("prefix", prefix.to_owned())];
+            if let Some(token) = &page_token {
+                query.push(("pageToken", token.clone()));
+            }
+            let page: serde_json::Value = client
+                .get(format!("{}/storage/v1/b/{bucket}/o", self.endpoint))
+                .query(&query)
+                .send()
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.json())
+                .expect("list objects of fake-gcs-server");
+            for item in page["items"].as_array().into_iter().flatten() {
+                let size = match &item["size"] {
+                    serde_json::Value::String(s) => s.parse().unwrap_or(0),
+                    other => other.as_u64().unwrap_or(0),
+                };
+                objects.push((item["name"].as_str().unwrap_or_default().to_owned(), size));
+            }
+            match page["nextPageToken"].as_str() {
+                Some(token) if !token.is_empty() => page_token = Some(token.to_owned()),
+                _ => return objects,
+            }
+        }
+    }
+
     /// Creates a new, empty bucket and answers its name.
     pub fn new_bucket(&self) -> String {
         let name = unique_bucket_name("gcs");

@@ -9,7 +9,9 @@ mod soak;
 use std::path::Path;
 use std::time::Duration;
 
-use oci_storage_tests::object_stores::{SeaweedFs, s3_storage_yaml, unique_prefix};
+use oci_storage_tests::object_stores::{
+    FakeGcs, SeaweedFs, gcs_storage_yaml, s3_storage_yaml, unique_prefix,
+};
 use oci_storage_tests::{Server, config_with_storage, sha256};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -228,6 +230,26 @@ fn collects_on_s3_and_the_bucket_shrinks() {
     // Content, links and the trash; not `system/` (run records, the lease).
     collects_and_keeps(&reg, &|| {
         s3.list_objects(bucket, &prefix)
+            .iter()
+            .filter(|(key, _)| !key.contains("system/"))
+            .map(|(_, size)| size)
+            .sum()
+    });
+}
+
+#[test]
+fn collects_on_gcs_and_the_bucket_shrinks() {
+    let gcs = FakeGcs::shared();
+    let bucket = gcs.test_bucket();
+    let prefix = unique_prefix();
+    let reg = Reg::with(Server::start_with(
+        crate::BIN,
+        &(config_with_storage(&gcs_storage_yaml(bucket, &prefix)) + GC),
+        &[],
+    ));
+    // Content, links and the trash; not `system/` (run records, the lease).
+    collects_and_keeps(&reg, &|| {
+        gcs.list_objects(bucket, &prefix)
             .iter()
             .filter(|(key, _)| !key.contains("system/"))
             .map(|(_, size)| size)
