@@ -821,6 +821,17 @@ fn default_release_renders_valid_objects_and_serves_with_its_configuration() {
             .text()
             .unwrap();
         assert!(body.contains("registry_http_requests_total"), "{body}");
+        // Every metric the dashboard and the alerts use is one the binary really exports
+        // (Kubernetes' own and Prometheus's `up` aside).
+        for name in KNOWN_METRICS
+            .iter()
+            .filter(|n| !n.starts_with("kubelet_") && **n != "up")
+        {
+            assert!(
+                body.lines().any(|l| l.starts_with(name)),
+                "{name} is not in the binary's /metrics:\n{body}"
+            );
+        }
     }
 
     // The `helm test` hook: its script, run here against the server, passes; against a path
