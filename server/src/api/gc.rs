@@ -34,6 +34,8 @@ pub struct GcRun {
     pub objects_done: Option<u64>,
     pub objects_total: Option<u64>,
     pub report: Option<Report>,
+    /// For a scheduled run: its slot.
+    pub slot: Option<String>,
 }
 
 impl From<RunRecord> for GcRun {
@@ -50,6 +52,7 @@ impl From<RunRecord> for GcRun {
             objects_done: None,
             objects_total: None,
             report: r.report,
+            slot: r.slot,
         }
     }
 }

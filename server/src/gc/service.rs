@@ -34,6 +34,9 @@ pub struct RunRecord {
     pub state: String,
     pub error: Option<String>,
     pub report: Option<Report>,
+    /// For a scheduled run: its slot (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 /// The run going on in this process.
@@ -103,7 +106,12 @@ impl GcService {
         crate::lease::current(self.registry.storage().as_ref()).await
     }
 
-    async fn begin(&self, dry_run: bool, started_by: &str) -> Result<Started, LeaseError> {
+    async fn begin(
+        &self,
+        dry_run: bool,
+        started_by: &str,
+        slot: Option<String>,
+    ) -> Result<Started, LeaseError> {
         let started = self.collector.begin(dry_run).await?;
         let record = RunRecord {
             id: started.id.clone(),
@@ -114,6 +122,7 @@ impl GcService {
             state: "running".into(),
             error: None,
             report: None,
+            slot,
         };
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running {
             record,
@@ -156,7 +165,7 @@ impl GcService {
         dry_run: bool,
         started_by: &str,
     ) -> Result<String, LeaseError> {
-        let started = self.begin(dry_run, started_by).await?;
+        let started = self.begin(dry_run, started_by, None).await?;
         let id = started.id.clone();
         let service = self.clone();
         tokio::spawn(async move {
@@ -173,10 +182,23 @@ impl GcService {
         started_by: &str,
         progress: impl FnOnce(Arc<Progress>),
     ) -> anyhow::Result<Report> {
-        let started = self.begin(dry_run, started_by).await.map_err(|e| match e {
-            LeaseError::Busy { .. } => anyhow::anyhow!("{e}; try again when it has ended"),
-            e => anyhow::anyhow!("{e}"),
-        })?;
+        self.run_here(dry_run, started_by, None, progress).await
+    }
+
+    async fn run_here(
+        &self,
+        dry_run: bool,
+        started_by: &str,
+        slot: Option<String>,
+        progress: impl FnOnce(Arc<Progress>),
+    ) -> anyhow::Result<Report> {
+        let started = self
+            .begin(dry_run, started_by, slot)
+            .await
+            .map_err(|e| match e {
+                LeaseError::Busy { .. } => anyhow::anyhow!("{e}; try again when it has ended"),
+                e => anyhow::anyhow!("{e}"),
+            })?;
         progress(started.progress.clone());
         self.finish(started).await
     }
@@ -271,7 +293,11 @@ pub fn spawn_scheduled(service: Arc<GcService>) {
             match crate::schedule::claim(storage.as_ref(), &key, slot, &holder).await {
                 Ok(true) => {
                     // The outcome is logged and recorded.
-                    if let Err(e) = service.run_now(false, "schedule", |_| {}).await {
+                    let name = slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    if let Err(e) = service
+                        .run_here(false, "schedule", Some(name), |_| {})
+                        .await
+                    {
                         tracing::debug!(target: "gc", %slot, error = %format!("{e:#}"), "scheduled collection did not complete");
                     }
                 }

@@ -3,6 +3,7 @@
 //! soak of pushing and deleting clients while runs go on.
 
 mod api;
+mod replicas;
 mod retention;
 mod soak;
 
