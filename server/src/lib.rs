@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 mod nodelay;
 pub mod oci;
+pub mod progress;
 pub mod proxy;
 pub mod records;
 pub mod registry;

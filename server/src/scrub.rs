@@ -11,8 +11,8 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_storage_core::Digest;
 use serde::Serialize;
 
-use crate::backup::jobs::Progress;
 use crate::gc::inventory::Inventory;
+use crate::progress::Progress;
 use crate::registry::{Registry, layout};
 
 /// Objects read at once.
@@ -144,7 +144,7 @@ pub async fn command(loaded: &oci_storage_config::Loaded, json: bool) -> anyhow:
     crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);
     let registry = crate::build_registry_only(&crate::builtin_plugins(), loaded).await?;
     let progress = Arc::new(Progress::default());
-    let line = crate::backup::progress_line::spawn(progress.clone());
+    let line = crate::progress::line::spawn(progress.clone());
     let findings = scrub(&registry, &progress).await;
     drop(line);
     let findings = findings?;

@@ -64,7 +64,7 @@ impl BackupService {
     async fn prune_to(
         &self,
         keep: oci_storage_config::Keep,
-        progress: &Arc<super::jobs::Progress>,
+        progress: &Arc<crate::progress::Progress>,
     ) -> anyhow::Result<Pruned> {
         let ids = self.snapshot_ids().await?;
         let kept = keep::kept(&ids, keep);

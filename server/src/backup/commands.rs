@@ -4,8 +4,8 @@
 
 use oci_storage_config::Loaded;
 
-use super::progress_line::{self, human_bytes};
 use super::{BackupService, RestoreOptions, Which, jobs::JobKind};
+use crate::progress::line::{self as progress_line, human_bytes};
 
 async fn service(loaded: &Loaded) -> anyhow::Result<std::sync::Arc<BackupService>> {
     crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::BackupService;
 use super::format::SnapshotId;
-use super::jobs::{self, Job, JobKind, JobState, Progress};
+use super::jobs::{self, Job, JobKind, JobState};
 use crate::lease::{Lease, LeaseError};
+use crate::progress::Progress;
 
 /// A job that holds the lease and has not run yet.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use oci_storage_core::{
 use serde::de::DeserializeOwned;
 
 use super::format::{self, MAX_DOCUMENT_BYTES};
-use super::jobs::Progress;
+use crate::progress::Progress;
 use crate::registry::Registry;
 
 /// Every object under `prefix` in the target.

@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::BackupService;
 use super::Which;
 use super::format::{self, RepositoryDoc, SnapshotId};
-use super::jobs::Progress;
 use super::objects;
+use crate::progress::Progress;
 
 /// What a prune removed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

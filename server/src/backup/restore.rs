@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::BackupService;
 use super::format::{RepositoryDoc, SnapshotRecord, SystemDoc};
-use super::jobs::Progress;
 use super::objects;
+use crate::progress::Progress;
 use crate::registry::{ManifestLink, RepoName, Tag, TagState, layout};
 
 /// How a restore treats the destination.

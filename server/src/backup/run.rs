@@ -13,8 +13,9 @@ use super::format::{
     self, ChartEntry, ManifestEntry, RepositoryDoc, RepositoryEntry, SnapshotId, SnapshotRecord,
     SystemDoc, Totals,
 };
-use super::jobs::{Progress, now_rfc3339};
+use super::jobs::now_rfc3339;
 use super::objects;
+use crate::progress::Progress;
 use crate::records;
 use crate::registry::manifest_doc::ManifestDoc;
 use crate::registry::{ManifestLink, Registry, RepoName, layout};

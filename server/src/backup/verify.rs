@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::BackupService;
 use super::format::{RepositoryDoc, SnapshotRecord, SystemDoc};
-use super::jobs::Progress;
 use super::objects::{self, Damage};
+use crate::progress::Progress;
 
 /// What a verify found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -8,7 +8,7 @@ use oci_storage_config::Loaded;
 
 use super::Report;
 use super::service::GcService;
-use crate::backup::progress_line::{self, human_bytes};
+use crate::progress::line::{self as progress_line, human_bytes};
 
 pub async fn gc(loaded: &Loaded, dry_run: bool) -> anyhow::Result<()> {
     crate::logging::init_to(&loaded.config.logging, crate::logging::Output::Stderr);

@@ -11,7 +11,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_storage_core::{Digest, StorageError, StorageExt};
 
 use super::inventory::{Inventory, Object, Repository};
-use crate::backup::jobs::Progress;
+use crate::progress::Progress;
 use crate::records;
 use crate::registry::manifest_doc::ManifestDoc;
 use crate::registry::{ManifestLink, Registry, RegistryError, RepoName, layout};

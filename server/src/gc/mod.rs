@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 use oci_storage_config::GcConfig;
 use serde::Serialize;
 
-use crate::backup::jobs::Progress;
 use crate::lease::{Lease, LeaseError};
+use crate::progress::Progress;
 use crate::registry::Registry;
 
 /// How far before a run's start its recheck looks for pushes (clock differences).

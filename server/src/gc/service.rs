@@ -12,8 +12,8 @@ use oci_storage_core::{PutMode, StorageError, StorageExt, Within};
 use serde::{Deserialize, Serialize};
 
 use super::{Collector, Report, Started};
-use crate::backup::jobs::{Progress, ProgressView};
 use crate::lease::{LeaseError, LeaseRecord};
+use crate::progress::{Progress, ProgressView};
 use crate::registry::{Registry, layout};
 
 /// Run records kept.

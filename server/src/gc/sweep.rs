@@ -11,7 +11,7 @@ use oci_storage_core::{Digest, Key, StorageError, StorageExt};
 use super::inventory::Object;
 use super::mark::Plan;
 use super::run_id;
-use crate::backup::jobs::Progress;
+use crate::progress::Progress;
 use crate::records;
 use crate::registry::{ManifestLink, Registry, RegistryError, RepoName, layout};
 

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::jobs::{Progress, ProgressView};
+use super::{Progress, ProgressView};
 pub use crate::human::bytes as human_bytes;
 
 fn line(view: &ProgressView) -> String {
