@@ -32,7 +32,8 @@ impl Default for MetricsConfig {
 pub enum MetricsAccess {
     /// Anyone who reaches the address (what Prometheus scrapes without credentials).
     Anyone,
-    /// An administrator's credentials (Basic, an API token, or a bearer token).
+    /// An administrator's password (Basic) or a bearer token of the token service; API
+    /// tokens never act as administrators.
     Admins,
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_storage_core::Digest;
+use oci_storage_core::{Digest, Key, StorageExt};
 use serde::Serialize;
 
 use crate::gc::inventory::Inventory;
@@ -48,12 +48,16 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
     progress.set_phase("inventory");
     let inventory = Inventory::read(registry).await?;
     let mut findings = Findings::default();
+    // Links whose content was not listed, looked at again one by one: a collection running
+    // meanwhile moves links and content apart, and content in its trash is not lost.
     for (repo, links) in &inventory.repositories {
-        let linked = links.blobs.keys().chain(links.manifests.keys());
-        for digest in linked.filter(|d| !inventory.content.contains_key(*d)) {
-            findings.missing_count += 1;
-            if findings.missing.len() < LISTED {
-                findings.missing.push(format!("{repo}@{digest}"));
+        let linked = links.blobs.iter().chain(links.manifests.iter());
+        for (digest, link) in linked.filter(|(d, _)| !inventory.content.contains_key(*d)) {
+            if content_missing(registry, &link.key, digest).await? {
+                findings.missing_count += 1;
+                if findings.missing.len() < LISTED {
+                    findings.missing.push(format!("{repo}@{digest}"));
+                }
             }
         }
     }
@@ -93,13 +97,59 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
     Ok(findings)
 }
 
-/// Whether stored `digest` hashes to its name (a read that fails midway counts as damage; a
-/// read that cannot start is an error: the store is away); answers its size.
+/// Whether the link `link` still exists and its content `digest` is neither stored nor in a
+/// collection's trash.
+async fn content_missing(registry: &Registry, link: &Key, digest: &Digest) -> anyhow::Result<bool> {
+    let storage = registry.storage();
+    if !storage.exists(link).await? || storage.exists(&layout::blob(digest)).await? {
+        return Ok(false);
+    }
+    for run in registry.trash_runs().await? {
+        if storage
+            .exists(&layout::trashed(&run, &layout::blob(digest)))
+            .await?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether stored `digest` hashes to its name; answers its size. A read that fails midway is
+/// tried once more (stores reset connections) before it counts as damage; content deleted
+/// since the listing (a collection, a delete) has nothing to check.
 async fn hash_matches(registry: &Registry, digest: &Digest) -> anyhow::Result<(bool, u64)> {
+    match hash_once(registry, digest).await? {
+        Some(Hashed::Broken) => Ok(hash_once(registry, digest)
+            .await?
+            .map_or((true, 0), |h| h.outcome())),
+        Some(hashed) => Ok(hashed.outcome()),
+        None => Ok((true, 0)),
+    }
+}
+
+enum Hashed {
+    Sound(u64),
+    Damaged(u64),
+    /// The read failed midway.
+    Broken,
+}
+
+impl Hashed {
+    fn outcome(self) -> (bool, u64) {
+        match self {
+            Self::Sound(size) => (true, size),
+            Self::Damaged(size) => (false, size),
+            Self::Broken => (false, 0),
+        }
+    }
+}
+
+/// One read and hash; `None` when the content is gone.
+async fn hash_once(registry: &Registry, digest: &Digest) -> anyhow::Result<Option<Hashed>> {
     let (size, mut body) = match registry.read_content(digest).await {
         Ok(read) => read,
-        // Deleted since the listing (a collection, a delete): nothing to check.
-        Err(e) if e.code == crate::registry::ErrorCode::BlobUnknown => return Ok((true, 0)),
+        Err(_) if registry.content_size(digest).await.ok() == Some(None) => return Ok(None),
         Err(e) => anyhow::bail!("reading {}: {}", layout::blob(digest), e.message),
     };
     let mut hasher = digest.algorithm().hasher();
@@ -110,10 +160,14 @@ async fn hash_matches(registry: &Registry, digest: &Digest) -> anyhow::Result<(b
                 read += chunk.len() as u64;
                 hasher.update(&chunk);
             }
-            Err(_) => return Ok((false, read)),
+            Err(_) => return Ok(Some(Hashed::Broken)),
         }
     }
-    Ok((read == size && hasher.finish() == *digest, size))
+    Ok(Some(if read == size && hasher.finish() == *digest {
+        Hashed::Sound(size)
+    } else {
+        Hashed::Damaged(size)
+    }))
 }
 
 /// Runs `scrub.schedule`'s scrubs for as long as the process lives, each slot on the one

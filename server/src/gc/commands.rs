@@ -64,8 +64,15 @@ pub fn summary(r: &Report) -> String {
             }
         )
     };
+    let healed = match (r.healed, r.dry_run) {
+        (0, _) => String::new(),
+        (n, true) => {
+            format!("\nwould put back {n} object(s) from the trash that kept manifests need")
+        }
+        (n, false) => format!("\nput back {n} object(s) from the trash that kept manifests need"),
+    };
     format!(
-        "gc {}: {} repositories, {} manifests and {} content objects kept{retention}\n{verb} {} manifests, {} blob links, {} referrer entries, {} content objects ({}){trash}",
+        "gc {}: {} repositories, {} manifests and {} content objects kept{retention}{healed}\n{verb} {} manifests, {} blob links, {} referrer entries, {} content objects ({}){trash}",
         r.id,
         r.repositories,
         r.kept_manifests,

@@ -15,6 +15,8 @@ pub struct Object {
     pub key: Key,
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// The store's version token (ETag, generation, inode and time).
+    pub version: Option<String>,
 }
 
 impl From<ObjectMeta> for Object {
@@ -23,6 +25,7 @@ impl From<ObjectMeta> for Object {
             key: m.key,
             size: m.size,
             modified: m.last_modified,
+            version: m.version,
         }
     }
 }

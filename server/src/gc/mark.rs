@@ -30,6 +30,10 @@ pub struct Plan {
     pub blob_links: Vec<Object>,
     /// Stored content nothing keeps.
     pub content: Vec<(Digest, Object)>,
+    /// Links and content that kept manifests need and that are not there (an earlier run
+    /// swept them while a push relied on them and stopped before its recheck): a run puts
+    /// back what its trash still holds.
+    pub wanted: Vec<oci_storage_core::Key>,
     pub repositories: usize,
     pub kept_manifests: usize,
     pub kept_content: usize,
@@ -66,6 +70,7 @@ pub async fn plan(
     };
     let mut refs_cache: HashMap<Digest, Arc<Refs>> = HashMap::new();
     let mut kept_content: HashSet<Digest> = HashSet::new();
+    let mut wanted: HashSet<oci_storage_core::Key> = HashSet::new();
     progress.set_phase("mark");
     progress.set_totals(inventory.repositories.len() as u64, 0);
     for (name, repository) in &inventory.repositories {
@@ -83,6 +88,21 @@ pub async fn plan(
         )
         .await?;
         plan.kept_manifests += kept.manifests.len();
+        for digest in &kept.manifests {
+            if !repository.manifests.contains_key(digest) {
+                wanted.insert(layout::manifest_link(&repo, digest));
+            }
+        }
+        for digest in &kept.blobs {
+            if !repository.blobs.contains_key(digest) {
+                wanted.insert(layout::blob_link(&repo, digest));
+            }
+        }
+        for digest in kept.manifests.iter().chain(&kept.blobs) {
+            if !inventory.content.contains_key(digest) {
+                wanted.insert(layout::blob(digest));
+            }
+        }
         for (digest, object) in &repository.manifests {
             if kept.manifests.contains(digest) {
                 kept_content.insert(digest.clone());
@@ -107,6 +127,7 @@ pub async fn plan(
         kept_content.extend(kept.manifests);
         progress.add_object();
     }
+    plan.wanted = wanted.into_iter().collect();
     for (digest, object) in &inventory.content {
         if kept_content.contains(digest) || !object.older_than(cutoff) {
             plan.kept_content += 1;
@@ -216,8 +237,10 @@ async fn read_refs(
         Err("its bytes do not hash to its digest".to_owned())
     };
     Ok(match parsed {
+        // Every digest the manifest names is kept, not only the blobs a push must carry:
+        // nondistributable layers, layers with `urls`, and anything a client may fetch.
         Ok(doc) => Refs {
-            blobs: doc.blobs,
+            blobs: digests_in(&bytes),
             manifests: doc.children.into_iter().chain(doc.subject).collect(),
         },
         Err(e) => {

@@ -97,6 +97,8 @@ pub struct Report {
     pub rewritten: u64,
     /// Put back after the sweep for manifests pushed while the run went on.
     pub rescued: u64,
+    /// Put back before the sweep: what kept manifests need and an earlier run took away.
+    pub healed: u64,
     /// Trash of earlier runs emptied: the bytes freed now.
     pub trash_objects: u64,
     pub trash_bytes: u64,
@@ -159,6 +161,13 @@ impl Collector {
             lease,
             progress: Arc::default(),
         })
+    }
+
+    /// Gives up a run that has begun but will not be driven (its lease is released).
+    pub async fn abandon(&self, started: Started) {
+        if let Some(lease) = started.lease {
+            lease.release().await;
+        }
     }
 
     /// Runs a started run to its end, keeping its lease (and stopping if it is lost); logs
@@ -237,25 +246,30 @@ impl Collector {
             content_bytes: plan.content_bytes(),
             rewritten: 0,
             rescued: 0,
+            healed: 0,
             trash_objects: 0,
             trash_bytes: 0,
             uploads_expired: 0,
             duration_ms: 0,
         };
+        report.healed = sweep::heal(&self.registry, &plan.wanted, dry_run).await?;
         if dry_run {
             return Ok(report);
         }
-        let swept = sweep::sweep(&self.registry, id, &plan, cutoff, progress).await?;
+        // What pushes made during the run need is put back even if the sweep fails midway.
+        let swept = sweep::sweep(&self.registry, id, &plan, cutoff, progress).await;
+        // Pushes since the mark (with room for clocks that differ between this process and
+        // the store's timestamps).
+        let since = cutoff.max(marked_at - RECHECK_MARGIN);
+        let rescued = sweep::rescue(&self.registry, since, progress).await;
+        let swept = swept?;
+        report.rescued = rescued?;
         report.manifests = swept.manifests;
         report.referrers = swept.referrers;
         report.blob_links = swept.blob_links;
         report.content_objects = swept.content_objects;
         report.content_bytes = swept.content_bytes;
         report.rewritten = swept.rewritten;
-        // Pushes since the mark (with room for clocks that differ between this process and
-        // the store's timestamps).
-        let since = cutoff.max(marked_at - RECHECK_MARGIN);
-        report.rescued = sweep::rescue(&self.registry, since, progress).await?;
         let emptied = sweep::empty_trash(&self.registry, cutoff, progress).await?;
         report.trash_objects = emptied.objects;
         report.trash_bytes = emptied.bytes;
@@ -278,7 +292,9 @@ impl Collector {
         let immutable = |tag: &str| {
             crate::registry::Tag::parse(tag).is_some_and(|t| registry.settings().is_immutable(&t))
         };
-        let mut doomed = retention::doomed_tags(&self.settings.retention, inventory, &immutable);
+        let cutoff = SystemTime::now() - self.settings.delay;
+        let mut doomed =
+            retention::doomed_tags(&self.settings.retention, inventory, &immutable, cutoff);
         if !dry_run && !doomed.is_empty() {
             progress.set_phase("retention");
             progress.set_totals(doomed.len() as u64, 0);
@@ -290,7 +306,10 @@ impl Collector {
                 ) else {
                     continue;
                 };
-                if registry.expire_tag(&repo, &tag, d.object.modified).await? {
+                if registry
+                    .expire_tag(&repo, &tag, d.object.version.as_deref(), d.object.modified)
+                    .await?
+                {
                     if let Some(charts) = &self.charts {
                         charts.tag_deleted(&repo, &tag).await;
                     }

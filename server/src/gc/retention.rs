@@ -27,10 +27,12 @@ pub fn policy_for<'a>(
 }
 
 /// The tags the policies delete, by repository.
+/// A tag written after `cutoff` (within `gc.delay`) is never deleted.
 pub fn doomed_tags(
     policies: &[RetentionPolicy],
     inventory: &Inventory,
     immutable: &dyn Fn(&str) -> bool,
+    cutoff: SystemTime,
 ) -> Vec<Doomed> {
     let mut doomed = Vec::new();
     for (repository, links) in &inventory.repositories {
@@ -51,7 +53,7 @@ pub fn doomed_tags(
             time(b).cmp(&time(a)).then(a_name.cmp(b_name))
         });
         for (tag, object) in tags.into_iter().skip(keep_last as usize) {
-            if policy.keeps_tag(tag) || immutable(tag) {
+            if policy.keeps_tag(tag) || immutable(tag) || !object.older_than(cutoff) {
                 continue;
             }
             doomed.push(Doomed {
@@ -81,6 +83,7 @@ mod tests {
             key: Key::new(format!("repositories/{repo}/_tags/{name}")).unwrap(),
             size: 0,
             modified: Some(SystemTime::now() - Duration::from_secs(age_secs)),
+            version: None,
         }
     }
 
@@ -95,6 +98,8 @@ mod tests {
             ("dev-2", 20),
             ("dev-3", 10),
             ("frozen", 60),
+            // The newest, and newer than gc.delay.
+            ("dev-0", 1),
         ] {
             repo.tags.push(tag("team/app", name, age));
         }
@@ -108,12 +113,13 @@ mod tests {
             policy("{repositories: [\"team/**\"], keepLast: 2, keepTags: [\"v*\"]}"),
             policy("{repositories: [\"**\"], untaggedOlderThan: 7d}"),
         ];
-        let doomed: Vec<String> = doomed_tags(&policies, &inventory, &|t| t == "frozen")
+        let cutoff = SystemTime::now() - Duration::from_secs(5);
+        let doomed: Vec<String> = doomed_tags(&policies, &inventory, &|t| t == "frozen", cutoff)
             .into_iter()
             .map(|d| format!("{}:{}", d.repository, d.tag))
             .collect();
-        // dev-3 and dev-2 are the newest two; v1, v2 match keepTags; frozen is immutable;
-        // other/app's policy has no keepLast.
-        assert_eq!(doomed, vec!["team/app:dev-1"]);
+        // dev-0 and dev-3 are the newest two, dev-2 the third; v1, v2 match keepTags; frozen
+        // is immutable; other/app's policy has no keepLast.
+        assert_eq!(doomed, vec!["team/app:dev-2", "team/app:dev-1"]);
     }
 }

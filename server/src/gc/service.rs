@@ -112,6 +112,18 @@ impl GcService {
         started_by: &str,
         slot: Option<String>,
     ) -> Result<Started, LeaseError> {
+        if let Some(running) = self.running() {
+            return Err(LeaseError::Busy {
+                job: running.record.id,
+                kind: if running.record.dry_run {
+                    "gc (dry run)"
+                } else {
+                    "gc"
+                }
+                .into(),
+                holder: crate::lease::holder_name(),
+            });
+        }
         let started = self.collector.begin(dry_run).await?;
         let record = RunRecord {
             id: started.id.clone(),
@@ -124,10 +136,28 @@ impl GcService {
             report: None,
             slot,
         };
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(Running {
-            record,
-            progress: started.progress.clone(),
-        });
+        let raced = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            match &*running {
+                // Another run began here meanwhile (two dry runs need no lease).
+                Some(other) => Some(other.record.id.clone()),
+                None => {
+                    *running = Some(Running {
+                        record,
+                        progress: started.progress.clone(),
+                    });
+                    None
+                }
+            }
+        };
+        if let Some(job) = raced {
+            self.collector.abandon(started).await;
+            return Err(LeaseError::Busy {
+                job,
+                kind: "gc".into(),
+                holder: crate::lease::holder_name(),
+            });
+        }
         Ok(started)
     }
 

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_storage_core::{Digest, Key, StorageError, StorageExt};
+use oci_storage_core::{Digest, Key, PutMode, StorageError, StorageExt, Within};
 
 use super::inventory::Object;
 use super::mark::Plan;
@@ -47,6 +47,62 @@ pub async fn sweep(
 ) -> Result<Swept, RegistryError> {
     let mut swept = Swept::default();
     progress.set_phase("sweep");
+    // The trash's age is its last move's: a marker rewritten while objects move into it.
+    let marker = layout::trashed(run, &trash_marker());
+    let write_marker = |state: &'static str| {
+        let marker = &marker;
+        async move {
+            registry
+                .storage()
+                .put_bytes(
+                    marker,
+                    bytes::Bytes::from_static(state.as_bytes()),
+                    PutMode::Overwrite,
+                )
+                .await
+                .map_err(crate::registry::error::storage("marking the trash"))
+        }
+    };
+    write_marker(MOVING).await?;
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(MARKER_EVERY).await;
+            if let Err(e) = write_marker(MOVING).await {
+                tracing::warn!(target: "gc", error = %e.message, "could not mark the trash's age");
+            }
+        }
+    };
+    let moved = async {
+        move_plan(registry, run, plan, cutoff, progress, &mut swept).await?;
+        write_marker(DONE).await
+    };
+    tokio::select! {
+        done = moved => drop(done?),
+        () = heartbeat => unreachable!("the heartbeat never ends"),
+    }
+    Ok(swept)
+}
+
+/// How often the trash marker is rewritten while objects move: a trash whose run stopped
+/// midway (its marker still says `moving`) is emptied only once the marker is older than
+/// `gc.delay` plus this; one whose moves ended (`done`), once it is older than `gc.delay`.
+const MARKER_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const MOVING: &str = "moving";
+const DONE: &str = "done";
+
+/// `trash/<run>/!moved`: no registry key starts with `!`.
+fn trash_marker() -> Key {
+    Key::new("!moved").expect("a valid key")
+}
+
+async fn move_plan(
+    registry: &Registry,
+    run: &str,
+    plan: &Plan,
+    cutoff: SystemTime,
+    progress: &Progress,
+    swept: &mut Swept,
+) -> Result<(), RegistryError> {
     progress.set_totals(
         (plan.manifests.len() + plan.referrers.len() + plan.blob_links.len() + plan.content.len())
             as u64,
@@ -103,7 +159,7 @@ pub async fn sweep(
     )
     .await?;
     swept.content_bytes = bytes;
-    Ok(swept)
+    Ok(())
 }
 
 enum Outcome {
@@ -177,6 +233,51 @@ async fn written_since(
     }
 }
 
+/// Puts back from the trash what kept manifests need and lack (`Plan::wanted`), from the
+/// newest run that has it; one listing of the trash. Answers how many were put back (a dry
+/// run: how many would be).
+pub async fn heal(
+    registry: &Registry,
+    wanted: &[Key],
+    dry_run: bool,
+) -> Result<u64, RegistryError> {
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let trashed: std::collections::HashMap<String, String> = registry
+        .storage()
+        .list_all(layout::TRASH_PREFIX)
+        .await
+        .map_err(crate::registry::error::storage("listing the trash"))?
+        .into_iter()
+        .filter_map(|m| {
+            let (run, key) = m
+                .key
+                .as_str()
+                .strip_prefix(layout::TRASH_PREFIX)?
+                .split_once('/')?;
+            Some((key.to_owned(), run.to_owned()))
+        })
+        // Listed oldest run first: a key in several runs ends with the newest.
+        .collect();
+    let mut healed = 0;
+    for key in wanted {
+        let Some(run) = trashed.get(key.as_str()) else {
+            continue;
+        };
+        if !dry_run {
+            registry
+                .storage()
+                .copy(&layout::trashed(run, key), key)
+                .await
+                .map_err(crate::registry::error::storage("restoring from the trash"))?;
+            tracing::info!(target: "gc", key = %key, run = %run, "put back from the trash: a kept manifest needs it");
+        }
+        healed += 1;
+    }
+    Ok(healed)
+}
+
 /// After a sweep: every manifest revision or tag written since `since` (pushes that went on
 /// while the run looked and swept) gets back from the trash whatever it needs. Answers how
 /// many objects were put back.
@@ -245,7 +346,21 @@ pub async fn empty_trash(
     progress.set_phase("empty trash");
     let mut emptied = Emptied::default();
     for run in registry.trash_runs().await? {
-        if run_id::started(&run).is_some_and(|t| t >= cutoff) {
+        // Its last move (or, without a marker, its start) must be older than gc.delay.
+        let moved_last = match registry
+            .storage()
+            .get_within(&layout::trashed(&run, &trash_marker()), 64)
+            .await
+        {
+            Ok(Within::Read { meta, bytes }) if bytes.as_ref() == DONE.as_bytes() => {
+                meta.last_modified
+            }
+            Ok(Within::Read { meta, .. }) => meta.last_modified.map(|t| t + MARKER_EVERY),
+            Ok(Within::TooLarge) => None,
+            Err(StorageError::NotFound { .. }) => run_id::started(&run),
+            Err(e) => return Err(crate::registry::error::storage("reading the trash")(e)),
+        };
+        if moved_last.is_none_or(|t| t >= cutoff) {
             continue;
         }
         let objects = registry

@@ -18,7 +18,7 @@ use prometheus::Histogram;
 pub async fn track_requests<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let http = &super::get().http;
     let handler = handler_of(req.method(), req.uri().path());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let started = Instant::now();
     let in_flight = http.in_flight.with_label_values(&[handler]);
     in_flight.inc();
@@ -35,10 +35,10 @@ pub async fn track_requests<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem
         Err(err) => err.into_response(),
     };
     http.duration
-        .with_label_values(&[handler, method.as_str()])
+        .with_label_values(&[handler, method])
         .observe(started.elapsed().as_secs_f64());
     http.requests
-        .with_label_values(&[handler, resp.status().as_str(), method.as_str()])
+        .with_label_values(&[handler, resp.status().as_str(), method])
         .inc();
     let body = resp.take_body();
     resp.set_body(measured(
@@ -46,6 +46,21 @@ pub async fn track_requests<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem
         http.response_size.with_label_values(&[handler]),
     ));
     Ok(resp)
+}
+
+/// A request's method as a label: the standard ones, else `other` (a client must not be able
+/// to create series by sending made-up methods).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The route a request is for, as Distribution names its routes (`base`, `manifest`, `blob`,
@@ -211,5 +226,12 @@ mod tests {
         for (method, path, handler) in cases {
             assert_eq!(handler_of(&method, path), handler, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&invented), "other");
     }
 }

@@ -166,7 +166,12 @@ impl Registry {
         // A garbage collection may have swept a reference between the check and the tag:
         // look again, now that the tag makes the manifest a root for every later run.
         if let Err(e) = self.check_references(repo, &doc).await {
-            tracing::warn!(repository = %repo, manifest = %digest, error = %e.message, "a reference of a pushed manifest went missing after the push was checked");
+            tracing::error!(repository = %repo, manifest = %digest, error = %e.message, "a reference of a pushed manifest went missing after the push was checked");
+            return Err(RegistryError::new(
+                ErrorCode::Unknown,
+                format!("{}: push the image again", e.message),
+            )
+            .with_status(500));
         }
         Ok(PutManifestOutcome {
             digest,
@@ -183,7 +188,7 @@ impl Registry {
             .children
             .iter()
             .map(|d| (d, layout::manifest_link(repo, d)));
-        let checks = blobs.chain(children).map(|(d, link)| async move {
+        let checks = blobs.map(|(d, link)| async move {
             if self.exists_or_restored(&link).await?
                 && self.exists_or_restored(&layout::blob(d)).await?
             {
@@ -193,6 +198,26 @@ impl Registry {
             }
         });
         try_join_all(checks).await?;
+        // A child brings back what it needs too (its layers may have been collected with it).
+        let children = children.map(|(d, link)| async move {
+            self.reinstate(repo, d).await?;
+            if self
+                .storage
+                .exists(&link)
+                .await
+                .map_err(storage("checking index references"))?
+                && self
+                    .storage
+                    .exists(&layout::blob(d))
+                    .await
+                    .map_err(storage("checking index references"))?
+            {
+                Ok(())
+            } else {
+                Err(blob_missing(d))
+            }
+        });
+        try_join_all(children).await?;
         Ok(())
     }
 
@@ -352,16 +377,30 @@ impl Registry {
         &self,
         repo: &RepoName,
         tag: &Tag,
-        seen: Option<std::time::SystemTime>,
+        seen_version: Option<&str>,
+        seen_time: Option<std::time::SystemTime>,
     ) -> Result<bool> {
         if self.settings.is_immutable(tag) {
             return Ok(false);
         }
         let key = layout::tag(repo, tag);
-        match self.storage.head(&key).await {
-            Ok(meta) if meta.last_modified == seen => {}
-            Ok(_) | Err(StorageError::NotFound { .. }) => return Ok(false),
+        let meta = match self.storage.head(&key).await {
+            Ok(meta) => meta,
+            Err(StorageError::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(storage("reading a tag")(e)),
+        };
+        // The version when both have one (listings and HEAD may give times at different
+        // precision); the time to the second otherwise.
+        let seconds = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+        };
+        let unchanged = match (seen_version, meta.version.as_deref()) {
+            (Some(seen), Some(now)) => seen == now,
+            _ => seconds(seen_time) == seconds(meta.last_modified),
+        };
+        if !unchanged {
+            return Ok(false);
         }
         self.storage
             .delete(&key)

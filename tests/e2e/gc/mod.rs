@@ -368,3 +368,86 @@ fn scheduled_runs_collect_by_themselves() {
         404
     );
 }
+
+/// A run that stopped after its sweep, before its recheck, leaves a kept manifest without a
+/// blob's link and content (both in its trash): the next run puts them back before anything
+/// else, even a dry run says so, and the image pulls again.
+#[test]
+fn a_later_run_heals_what_an_interrupted_one_left() {
+    let reg = Reg::with(Server::start_with(
+        crate::BIN,
+        &(config_with_storage(FS) + GC),
+        &[],
+    ));
+    let layer = pseudo_random(41, 100_000);
+    image(&reg, "heal/app", "v1", 41, 100_000);
+    let digest = sha256(&layer);
+    let hex = &digest["sha256:".len()..];
+    // What an interrupted run would have left: the layer's link and content in its trash.
+    let data = reg.server.data_dir();
+    let run = "20261201T000000.000Z-abcdef";
+    for key in [
+        format!("repositories/heal/app/_blobs/sha256/{hex}"),
+        format!("blobs/sha256/{hex}"),
+    ] {
+        let to = data.join("trash").join(run).join(&key);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(data.join(&key), to).unwrap();
+    }
+    assert_eq!(
+        reg.get(&format!("/v2/heal/app/blobs/{digest}")).status(),
+        404
+    );
+    let dry = gc(&reg.server, true);
+    assert!(dry.contains("would put back 2 object(s)"), "{dry}");
+    assert_eq!(
+        reg.get(&format!("/v2/heal/app/blobs/{digest}")).status(),
+        404,
+        "dry"
+    );
+    let run_out = gc(&reg.server, false);
+    assert!(run_out.contains("\nput back 2 object(s)"), "{run_out}");
+    assert_eq!(count(&run_out, "content objects ("), 0, "{run_out}");
+    check_pullable(&reg, "heal/app", "v1");
+}
+
+/// With gc.untagged, per-platform manifests pushed by digest ahead of their index are
+/// collected with their layers if a run comes between; the index that follows brings back
+/// its children and what they need, and pulls whole.
+#[test]
+fn an_index_brings_back_its_collected_children() {
+    let reg = Reg::with(Server::start_with(
+        crate::BIN,
+        &(config_with_storage(FS) + GC),
+        &[],
+    ));
+    let config = reg.push_blob("multi/app", b"{}");
+    let children: Vec<(Vec<u8>, String)> = (0..2)
+        .map(|i| {
+            let layer = pseudo_random(50 + i, 80_000);
+            let digest = reg.push_blob("multi/app", &layer);
+            let manifest =
+                image_manifest(OCI_CONFIG, &config, 2, &[(OCI_LAYER, &digest, layer.len())]);
+            let d = reg.push_manifest("multi/app", &sha256(&manifest), OCI_MANIFEST, &manifest);
+            (manifest, d)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = gc(&reg.server, false);
+    assert_eq!(
+        count(&run, "manifests,"),
+        2,
+        "the untagged children went: {run}"
+    );
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(b, d)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": b.len(),
+            "platform": {"os": "linux", "architecture": "amd64"},
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    reg.push_manifest("multi/app", "v1", OCI_INDEX, &index);
+    check_pullable(&reg, "multi/app", "v1");
+}
