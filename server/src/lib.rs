@@ -467,7 +467,12 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
         scrub::spawn_scheduled(state.registry.clone(), schedule);
     }
     if loaded.config.metrics.enabled {
-        metrics::serve_separately(&loaded.config.metrics, state.clone()).await?;
+        metrics::serve_separately(
+            &loaded.config.metrics,
+            loaded.config.server.tls.clone(),
+            state.clone(),
+        )
+        .await?;
     }
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);

@@ -30,7 +30,8 @@ pub struct Findings {
     /// Content whose bytes do not hash to its digest (or that could not be read whole).
     pub corrupt: Vec<String>,
     pub corrupt_count: u64,
-    /// `repository@digest` of links (blob links, manifest revisions) whose content is gone.
+    /// `repository@digest` of links (blob links, manifest revisions) whose content is gone,
+    /// and keys (links, content) that tagged manifests need and that are gone.
     pub missing: Vec<String>,
     pub missing_count: u64,
     pub duration_ms: u64,
@@ -59,6 +60,40 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
                     findings.missing.push(format!("{repo}@{digest}"));
                 }
             }
+        }
+    }
+    // What tags reach, followed down: manifests and blobs they need whose links or content
+    // are gone (and not in a collection's trash).
+    let plan = crate::gc::mark::plan(
+        registry,
+        &inventory,
+        std::time::SystemTime::UNIX_EPOCH,
+        &|_| None,
+        progress,
+    )
+    .await?;
+    let trashed = trashed_keys(registry).await?;
+    // Content already reported through a link that lacks it is not reported twice.
+    let reported: std::collections::HashSet<&str> = findings
+        .missing
+        .iter()
+        .filter_map(|m| m.split_once('@').map(|(_, d)| d))
+        .collect();
+    let mut needed: Vec<String> = plan
+        .wanted
+        .iter()
+        .filter(|key| !trashed.contains(key.as_str()))
+        .filter(|key| {
+            layout::digest_under(key.as_str(), layout::BLOBS_PREFIX)
+                .is_none_or(|d| !reported.contains(d.to_string().as_str()))
+        })
+        .map(|key| key.as_str().to_owned())
+        .collect();
+    needed.sort();
+    for key in needed {
+        findings.missing_count += 1;
+        if findings.missing.len() < LISTED {
+            findings.missing.push(key);
         }
     }
     progress.set_phase("hash");
@@ -95,6 +130,20 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
         tracing::error!(target: "scrub", objects = findings.objects, corrupt = findings.corrupt_count, missing = findings.missing_count, first_corrupt = ?findings.corrupt.first(), first_missing = ?findings.missing.first(), "scrub found damage");
     }
     Ok(findings)
+}
+
+/// Every key held in some collection's trash (as the key it was, without the run).
+async fn trashed_keys(registry: &Registry) -> anyhow::Result<std::collections::HashSet<String>> {
+    Ok(registry
+        .storage()
+        .list_all(layout::TRASH_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let rest = m.key.as_str().strip_prefix(layout::TRASH_PREFIX)?;
+            Some(rest.split_once('/')?.1.to_owned())
+        })
+        .collect())
 }
 
 /// Whether the link `link` still exists and its content `digest` is neither stored nor in a

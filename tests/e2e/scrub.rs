@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use oci_storage_tests::{Server, config_with_storage, sha256};
 
-use crate::protocol::{Reg, pseudo_random};
+use crate::protocol::{EMPTY_DIGEST, Reg, pseudo_random};
 
 const FS: &str = "storage:\n  type: fs\n  fs:\n    path: data\n";
 
@@ -35,6 +35,12 @@ fn verify_names_corrupt_and_missing_content() {
     bytes[1000] ^= 0xff;
     std::fs::write(blob(&damaged), bytes).unwrap();
     std::fs::remove_file(blob(&gone)).unwrap();
+    // And a link a tagged manifest needs: scrub/app's link to the shared config.
+    let config_link = format!(
+        "repositories/scrub/app/_blobs/sha256/{}",
+        &EMPTY_DIGEST["sha256:".len()..]
+    );
+    std::fs::remove_file(reg.server.data_dir().join(&config_link)).unwrap();
 
     let out = reg.server.cli(&["verify", "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -46,7 +52,7 @@ fn verify_names_corrupt_and_missing_content() {
     );
     assert_eq!(
         findings["missing"],
-        serde_json::json!([format!("scrub/other@{gone}")]),
+        serde_json::json!([format!("scrub/other@{gone}"), config_link]),
         "{findings}"
     );
     // The shared config, the damaged layer, two manifests.
@@ -54,15 +60,9 @@ fn verify_names_corrupt_and_missing_content() {
 
     // The scheduled scrub says so in /metrics and the log.
     oci_storage_tests::eventually("a scheduled scrub", Duration::from_secs(20), || {
-        reg.server.logs().contains("scrub found damage")
+        let metrics = reg.get("/metrics").text().unwrap();
+        metrics.contains("\noci_storage_scrub_corrupt_objects 1\n")
+            && metrics.contains("\noci_storage_scrub_missing_objects 2\n")
     });
-    let metrics = reg.get("/metrics").text().unwrap();
-    assert!(
-        metrics.contains("\noci_storage_scrub_corrupt_objects 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("\noci_storage_scrub_missing_objects 1\n"),
-        "{metrics}"
-    );
+    assert!(reg.server.logs().contains("scrub found damage"));
 }

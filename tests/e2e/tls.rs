@@ -216,3 +216,36 @@ fn unusable_certificate_is_a_startup_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no certificate"), "{stderr}");
 }
+
+/// With TLS, `metrics.listen` serves `/metrics` over HTTPS with the same certificate, and
+/// not in the clear.
+#[test]
+fn the_separate_metrics_listener_uses_tls_too() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let port = oci_storage_tests::object_stores::free_port();
+    let config = format!(
+        "{}server:\n  tls:\n    cert: {}\n    key: {}\nmetrics:\n  listen: 127.0.0.1:{port}\n",
+        default_config(),
+        certs.path().join("server.crt").display(),
+        certs.path().join("server.key").display()
+    );
+    let _server = Server::start_with(super::BIN, &config, &[]);
+    let ca = std::fs::read(certs.path().join("ca.crt")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let body = client
+        .get(format!("https://127.0.0.1:{port}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(body.contains("process_cpu_seconds_total"), "{body}");
+    let plain = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"));
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "no metrics in the clear"
+    );
+}

@@ -10,7 +10,7 @@
 
 pub mod commands;
 pub(crate) mod inventory;
-mod mark;
+pub(crate) mod mark;
 mod retention;
 pub mod service;
 mod sweep;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oci_storage_config::{MetricsAccess, MetricsConfig};
 use poem::http::{StatusCode, header};
-use poem::listener::{Listener, TcpListener};
+use poem::listener::{AcceptorExt, Listener, TcpListener};
 use poem::web::Data;
 use poem::{EndpointExt, Request, Response, Route, handler};
 
@@ -155,9 +155,15 @@ async fn upload_sessions(state: &AppState) -> Option<usize> {
     }
 }
 
-/// With `metrics.listen`: serves `/metrics` alone on that address, in the background.
-/// Answers once it listens, so that a taken port fails the start.
-pub async fn serve_separately(config: &MetricsConfig, state: Arc<AppState>) -> anyhow::Result<()> {
+/// With `metrics.listen`: serves `/metrics` alone on that address, in the background, with
+/// the service's TLS certificate when it has one (an administrator's credentials must not
+/// cross the network in the clear). Answers once it listens, so that a taken port fails the
+/// start.
+pub async fn serve_separately(
+    config: &MetricsConfig,
+    tls: Option<oci_storage_config::TlsConfig>,
+    state: Arc<AppState>,
+) -> anyhow::Result<()> {
     let Some(address) = config.listen else {
         return Ok(());
     };
@@ -165,7 +171,14 @@ pub async fn serve_separately(config: &MetricsConfig, state: Arc<AppState>) -> a
         .into_acceptor()
         .await
         .map_err(|e| anyhow::anyhow!("binding metrics.listen {}: {e}", address.0))?;
-    tracing::info!(address = %address.0, "metrics: served at http://{}/metrics", address.0);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let acceptor = match tls.map(crate::tls::config_stream).transpose()? {
+        Some(configs) => crate::tls::ConfigFirst::new(acceptor)
+            .rustls(configs)
+            .boxed(),
+        None => acceptor.boxed(),
+    };
+    tracing::info!(address = %address.0, "metrics: served at {scheme}://{}/metrics", address.0);
     let app = Route::new()
         .at("/metrics", metrics)
         .data(state)
