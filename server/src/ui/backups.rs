@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Json, Query};
+use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
@@ -322,12 +322,7 @@ pub(super) async fn job_json(
             let text = progress_text(&job);
             let mut value = serde_json::to_value(&job).expect("serializes");
             value["text"] = text.into();
-            let mut resp = Json(value).into_response();
-            resp.headers_mut().insert(
-                poem::http::header::CACHE_CONTROL,
-                poem::http::HeaderValue::from_static("no-store"),
-            );
-            resp
+            super::polled_json(value)
         }
         Ok(None) => poem::http::StatusCode::NOT_FOUND.into_response(),
         Err(e) => {

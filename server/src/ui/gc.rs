@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use poem::web::cookie::CookieJar;
-use poem::web::{Data, Json, Query};
+use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
@@ -230,12 +230,7 @@ pub(super) async fn run_json(
             }
         }
     };
-    let mut resp = Json(value).into_response();
-    resp.headers_mut().insert(
-        poem::http::header::CACHE_CONTROL,
-        poem::http::HeaderValue::from_static("no-store"),
-    );
-    resp
+    super::polled_json(value)
 }
 
 #[derive(Debug, Deserialize)]

@@ -229,6 +229,16 @@ fn not_found(what: &str) -> Response {
 }
 
 /// Where a form post continues.
+/// A JSON answer for a page's polling, never cached.
+fn polled_json(value: serde_json::Value) -> Response {
+    let mut resp = poem::web::Json(value).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        poem::http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
 fn see_other(location: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)

@@ -218,43 +218,40 @@ fn collects_on_fs_and_disk_usage_goes_down() {
     });
 }
 
+/// Bytes of content, links and the trash among a bucket's objects (not `system/`: run
+/// records, the lease).
+fn stored_in_bucket(objects: Vec<(String, u64)>) -> u64 {
+    objects
+        .iter()
+        .filter(|(key, _)| !key.contains("system/"))
+        .map(|(_, size)| size)
+        .sum()
+}
+
+/// A registry on an object store, of this `storage:` section.
+fn on_object_store(storage_yaml: &str) -> Reg {
+    Reg::with(Server::start_with(
+        crate::BIN,
+        &(config_with_storage(storage_yaml) + GC),
+        &[],
+    ))
+}
+
 #[test]
 fn collects_on_s3_and_the_bucket_shrinks() {
-    let s3 = SeaweedFs::shared();
-    let bucket = s3.test_bucket();
-    let prefix = unique_prefix();
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &(config_with_storage(&s3_storage_yaml(bucket, &prefix)) + GC),
-        &[],
-    ));
-    // Content, links and the trash; not `system/` (run records, the lease).
+    let (s3, prefix) = (SeaweedFs::shared(), unique_prefix());
+    let reg = on_object_store(&s3_storage_yaml(s3.test_bucket(), &prefix));
     collects_and_keeps(&reg, &|| {
-        s3.list_objects(bucket, &prefix)
-            .iter()
-            .filter(|(key, _)| !key.contains("system/"))
-            .map(|(_, size)| size)
-            .sum()
+        stored_in_bucket(s3.list_objects(s3.test_bucket(), &prefix))
     });
 }
 
 #[test]
 fn collects_on_gcs_and_the_bucket_shrinks() {
-    let gcs = FakeGcs::shared();
-    let bucket = gcs.test_bucket();
-    let prefix = unique_prefix();
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &(config_with_storage(&gcs_storage_yaml(bucket, &prefix)) + GC),
-        &[],
-    ));
-    // Content, links and the trash; not `system/` (run records, the lease).
+    let (gcs, prefix) = (FakeGcs::shared(), unique_prefix());
+    let reg = on_object_store(&gcs_storage_yaml(gcs.test_bucket(), &prefix));
     collects_and_keeps(&reg, &|| {
-        gcs.list_objects(bucket, &prefix)
-            .iter()
-            .filter(|(key, _)| !key.contains("system/"))
-            .map(|(_, size)| size)
-            .sum()
+        stored_in_bucket(gcs.list_objects(gcs.test_bucket(), &prefix))
     });
 }
 
