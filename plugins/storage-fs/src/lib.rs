@@ -419,7 +419,16 @@ async fn create_dirs(dir: &Path) -> Result<(), StorageError> {
     loop {
         match tokio::fs::create_dir_all(dir).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            // NotFound: a parent was pruned under it. AlreadyExists: std found an entry it then
+            // saw pruned before it could check that it is a directory. Either way, again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists
+                ) && attempts < 5 =>
+            {
+                attempts += 1
+            }
             Err(e) => return Err(io_error(dir, e)),
         }
     }
