@@ -49,12 +49,16 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
     progress.set_phase("inventory");
     let inventory = Inventory::read(registry).await?;
     let mut findings = Findings::default();
+    let trashed = registry.trash_contents().await?;
     // Links whose content was not listed, looked at again one by one: a collection running
     // meanwhile moves links and content apart, and content in its trash is not lost.
     for (repo, links) in &inventory.repositories {
         let linked = links.blobs.iter().chain(links.manifests.iter());
         for (digest, link) in linked.filter(|(d, _)| !inventory.content.contains_key(*d)) {
-            if content_missing(registry, &link.key, digest).await? {
+            let content = layout::blob(digest);
+            if !trashed.contains_key(content.as_str())
+                && content_missing(registry, &link.key, &content).await?
+            {
                 findings.missing_count += 1;
                 if findings.missing.len() < LISTED {
                     findings.missing.push(format!("{repo}@{digest}"));
@@ -72,7 +76,6 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
         progress,
     )
     .await?;
-    let trashed = trashed_keys(registry).await?;
     // Content already reported through a link that lacks it is not reported twice.
     let reported: std::collections::HashSet<&str> = findings
         .missing
@@ -82,7 +85,7 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
     let mut needed: Vec<String> = plan
         .wanted
         .iter()
-        .filter(|key| !trashed.contains(key.as_str()))
+        .filter(|key| !trashed.contains_key(key.as_str()))
         .filter(|key| {
             layout::digest_under(key.as_str(), layout::BLOBS_PREFIX)
                 .is_none_or(|d| !reported.contains(d.to_string().as_str()))
@@ -132,36 +135,11 @@ pub async fn scrub(registry: &Registry, progress: &Progress) -> anyhow::Result<F
     Ok(findings)
 }
 
-/// Every key held in some collection's trash (as the key it was, without the run).
-async fn trashed_keys(registry: &Registry) -> anyhow::Result<std::collections::HashSet<String>> {
-    Ok(registry
-        .storage()
-        .list_all(layout::TRASH_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|m| {
-            let rest = m.key.as_str().strip_prefix(layout::TRASH_PREFIX)?;
-            Some(rest.split_once('/')?.1.to_owned())
-        })
-        .collect())
-}
-
-/// Whether the link `link` still exists and its content `digest` is neither stored nor in a
-/// collection's trash.
-async fn content_missing(registry: &Registry, link: &Key, digest: &Digest) -> anyhow::Result<bool> {
+/// Whether the link `link` still exists and its `content` is not stored (looked at again: a
+/// collection may have moved both since the listing).
+async fn content_missing(registry: &Registry, link: &Key, content: &Key) -> anyhow::Result<bool> {
     let storage = registry.storage();
-    if !storage.exists(link).await? || storage.exists(&layout::blob(digest)).await? {
-        return Ok(false);
-    }
-    for run in registry.trash_runs().await? {
-        if storage
-            .exists(&layout::trashed(&run, &layout::blob(digest)))
-            .await?
-        {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(storage.exists(link).await? && !storage.exists(content).await?)
 }
 
 /// Whether stored `digest` hashes to its name; answers its size. A read that fails midway is

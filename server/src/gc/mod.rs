@@ -227,6 +227,9 @@ impl Collector {
             }
         };
         let plan = mark::plan(&self.registry, &inventory, cutoff, &untagged, progress).await?;
+        // The plan holds what the sweep needs; the listing is not kept through the sweep and
+        // the recheck's own listing.
+        drop(inventory);
         let mut report = Report {
             id: id.to_owned(),
             dry_run,
@@ -257,7 +260,7 @@ impl Collector {
             return Ok(report);
         }
         // What pushes made during the run need is put back even if the sweep fails midway.
-        let swept = sweep::sweep(&self.registry, id, &plan, cutoff, progress).await;
+        let swept = sweep::sweep(&self.registry, id, plan, cutoff, progress).await;
         // Pushes since the mark (with room for clocks that differ between this process and
         // the store's timestamps).
         let since = cutoff.max(marked_at - RECHECK_MARGIN);

@@ -41,7 +41,7 @@ pub struct Emptied {
 pub async fn sweep(
     registry: &Registry,
     run: &str,
-    plan: &Plan,
+    plan: Plan,
     cutoff: SystemTime,
     progress: &Progress,
 ) -> Result<Swept, RegistryError> {
@@ -98,7 +98,7 @@ fn trash_marker() -> Key {
 async fn move_plan(
     registry: &Registry,
     run: &str,
-    plan: &Plan,
+    plan: Plan,
     cutoff: SystemTime,
     progress: &Progress,
     swept: &mut Swept,
@@ -108,7 +108,7 @@ async fn move_plan(
             as u64,
         plan.content_bytes(),
     );
-    let manifests = stream::iter(plan.manifests.clone())
+    let manifests = stream::iter(plan.manifests)
         .map(|(repo, digest, revision)| async move {
             if written_since(registry, &revision.key, cutoff).await? {
                 return Ok(Outcome::Rewritten);
@@ -125,7 +125,7 @@ async fn move_plan(
         None,
     )
     .await?;
-    let referrers = move_all(registry, run, plan.referrers.clone(), cutoff);
+    let referrers = move_all(registry, run, plan.referrers, cutoff);
     tally(
         referrers,
         progress,
@@ -134,7 +134,7 @@ async fn move_plan(
         None,
     )
     .await?;
-    let links = move_all(registry, run, plan.blob_links.clone(), cutoff);
+    let links = move_all(registry, run, plan.blob_links, cutoff);
     tally(
         links,
         progress,
@@ -146,7 +146,7 @@ async fn move_plan(
     let content = move_all(
         registry,
         run,
-        plan.content.iter().map(|(_, o)| o.clone()).collect(),
+        plan.content.into_iter().map(|(_, o)| o).collect(),
         cutoff,
     );
     let mut bytes = 0;
@@ -244,22 +244,7 @@ pub async fn heal(
     if wanted.is_empty() {
         return Ok(0);
     }
-    let trashed: std::collections::HashMap<String, String> = registry
-        .storage()
-        .list_all(layout::TRASH_PREFIX)
-        .await
-        .map_err(crate::registry::error::storage("listing the trash"))?
-        .into_iter()
-        .filter_map(|m| {
-            let (run, key) = m
-                .key
-                .as_str()
-                .strip_prefix(layout::TRASH_PREFIX)?
-                .split_once('/')?;
-            Some((key.to_owned(), run.to_owned()))
-        })
-        // Listed oldest run first: a key in several runs ends with the newest.
-        .collect();
+    let trashed = registry.trash_contents().await?;
     let mut healed = 0;
     for key in wanted {
         let Some(run) = trashed.get(key.as_str()) else {

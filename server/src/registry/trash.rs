@@ -81,6 +81,24 @@ impl Registry {
         Ok(runs)
     }
 
+    /// Every key some collection's trash holds, with the newest run that holds it; one
+    /// listing of the trash.
+    pub async fn trash_contents(&self) -> Result<std::collections::HashMap<String, String>> {
+        Ok(self
+            .storage
+            .list_all(layout::TRASH_PREFIX)
+            .await
+            .map_err(storage("listing the trash"))?
+            .into_iter()
+            .filter_map(|m| {
+                let rest = m.key.as_str().strip_prefix(layout::TRASH_PREFIX)?;
+                let (run, key) = rest.split_once('/')?;
+                Some((key.to_owned(), run.to_owned()))
+            })
+            // Listed oldest run first: a key in several runs ends with the newest.
+            .collect())
+    }
+
     /// Puts `key` back from the newest trash that has it; whether one did.
     pub(super) async fn restore_from_trash(&self, key: &Key) -> Result<bool> {
         for run in self.trash_runs().await? {

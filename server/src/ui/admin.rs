@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use askama::Template;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem::web::cookie::CookieJar;
 use poem::{Response, handler};
@@ -37,18 +36,11 @@ struct ProxyPage {
     upstreams: Vec<UpstreamRow>,
 }
 
-fn forbidden() -> Response {
-    Response::builder()
-        .status(StatusCode::FORBIDDEN)
-        .content_type("text/plain; charset=utf-8")
-        .body("Only administrators may see this page.")
-}
-
 #[handler]
 pub(super) async fn proxy_page(Data(state): Data<&Arc<AppState>>, jar: &CookieJar) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let (mut hits, mut lookups) = (0u64, 0u64);
     let (enabled, used, max, upstreams) = match &state.proxy {

@@ -13,7 +13,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::form::PostedForm;
-use super::{html, human_size, is_admin, same_token, see_other, see_other_with_notice, session};
+use super::{html, human_size, is_admin, see_other, see_other_with_notice, session};
 use crate::backup::format::{SnapshotId, SnapshotRecord};
 use crate::backup::jobs::{Job, JobKind};
 use crate::backup::{BackupService, Plan, RestoreOptions, SnapshotSummary, Which};
@@ -81,13 +81,6 @@ struct RestorePage {
     immutable_shown: Vec<crate::backup::restore::TagChange>,
     immutable_more: usize,
     restores_tokens: bool,
-}
-
-fn forbidden() -> Response {
-    Response::builder()
-        .status(poem::http::StatusCode::FORBIDDEN)
-        .content_type("text/plain; charset=utf-8")
-        .body("Only administrators may see this page.")
 }
 
 fn duration(job: &Job) -> String {
@@ -212,7 +205,7 @@ pub(super) async fn backups_page(
 ) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let csrf = claims.as_ref().map(|c| c.csrf.clone()).unwrap_or_default();
     let user = claims.as_ref().map(|c| c.sub.clone());
@@ -312,7 +305,7 @@ pub(super) async fn job_json(
 ) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let (Some(service), Some(id)) = (&state.backup, SnapshotId::parse(&query.id)) else {
         return poem::http::StatusCode::NOT_FOUND.into_response();
@@ -348,18 +341,12 @@ async fn admin_form(
     jar: &CookieJar,
     csrf: &str,
 ) -> Result<(String, Arc<BackupService>), Response> {
-    let claims = session(state, jar).await;
-    if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), csrf) {
-        return Err(super::csrf_refused());
-    }
-    if !is_admin(state, claims.as_ref()) {
-        return Err(forbidden());
-    }
+    let user = super::admin_form_user(state, jar, csrf).await?;
     let service = state
         .backup
         .clone()
         .ok_or_else(|| see_other("/ui/backups"))?;
-    Ok((claims.map(|c| c.sub).unwrap_or_default(), service))
+    Ok((user, service))
 }
 
 /// After a form: back to the page, which shows the job started, or why none did.
@@ -451,7 +438,7 @@ pub(super) async fn restore_page(
 ) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let Some(service) = &state.backup else {
         return see_other("/ui/backups");

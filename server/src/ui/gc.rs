@@ -12,7 +12,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::form::PostedForm;
-use super::{html, human_size, is_admin, same_token, see_other, see_other_with_notice, session};
+use super::{html, human_size, is_admin, see_other, see_other_with_notice, session};
 use crate::gc::service::{RunRecord, Running};
 use crate::state::AppState;
 
@@ -91,13 +91,6 @@ struct GcPage {
     history: HistoryFragment,
 }
 
-fn forbidden() -> Response {
-    Response::builder()
-        .status(poem::http::StatusCode::FORBIDDEN)
-        .content_type("text/plain; charset=utf-8")
-        .body("Only administrators may see this page.")
-}
-
 fn progress_text(running: &Running) -> String {
     let view = running.view();
     let mut text = view.phase.to_owned();
@@ -121,7 +114,7 @@ pub(super) async fn gc_page(
 ) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let gc = &state.gc;
     let mut problems = Vec::new();
@@ -200,7 +193,7 @@ pub(super) async fn run_json(
 ) -> Response {
     let claims = session(state, jar).await;
     if !is_admin(state, claims.as_ref()) {
-        return forbidden();
+        return super::admins_only();
     }
     let value = if let Some(running) = state.gc.running().filter(|r| r.record.id == query.id) {
         let view = running.view();
@@ -249,14 +242,10 @@ pub(super) async fn start(
     jar: &CookieJar,
     PostedForm(form): PostedForm<StartForm>,
 ) -> Response {
-    let claims = session(state, jar).await;
-    if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), &form.csrf) {
-        return super::csrf_refused();
-    }
-    if !is_admin(state, claims.as_ref()) {
-        return forbidden();
-    }
-    let user = claims.map(|c| c.sub).unwrap_or_default();
+    let user = match super::admin_form_user(state, jar, &form.csrf).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
     match state.gc.start(form.dry_run.is_some(), &user).await {
         Ok(_) => see_other("/ui/gc"),
         Err(e) => see_other_with_notice(req, jar, "/ui/gc", &e.to_string()),

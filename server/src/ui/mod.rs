@@ -229,6 +229,31 @@ fn not_found(what: &str) -> Response {
 }
 
 /// Where a form post continues.
+/// 403 for what only administrators may see or do.
+fn admins_only() -> Response {
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .content_type("text/plain; charset=utf-8")
+        .body("Only administrators may see this page.")
+}
+
+/// The administrator behind a posted form, once its CSRF token is checked; or the answer to
+/// give.
+async fn admin_form_user(
+    state: &AppState,
+    jar: &CookieJar,
+    csrf: &str,
+) -> Result<String, Response> {
+    let claims = session(state, jar).await;
+    if !same_token(claims.as_ref().map(|c| c.csrf.as_str()), csrf) {
+        return Err(csrf_refused());
+    }
+    if !is_admin(state, claims.as_ref()) {
+        return Err(admins_only());
+    }
+    Ok(claims.map(|c| c.sub).unwrap_or_default())
+}
+
 /// A JSON answer for a page's polling, never cached.
 fn polled_json(value: serde_json::Value) -> Response {
     let mut resp = poem::web::Json(value).into_response();
