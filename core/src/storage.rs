@@ -4,6 +4,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -98,13 +99,43 @@ pub enum PutMode {
     Update(String),
 }
 
-/// The answer to [`Storage::get`].
+/// The answer to [`Storage::get`]; build it with [`GetResult::new`].
+#[non_exhaustive]
 pub struct GetResult {
     /// The whole object's metadata (its `size` is the full size even for a range read).
     pub meta: ObjectMeta,
     /// The bytes actually served.
     pub range: Range<u64>,
     pub body: ByteStream,
+    /// The open local file holding the object, when the backend reads one: the server may
+    /// then send `range` of it with `sendfile(2)` (no copy through user space) instead of
+    /// polling `body`, which it keeps unpolled until the transfer ends. The bytes of the file
+    /// must never change while it is open; the fs backend replaces files by rename, never in
+    /// place.
+    pub file: Option<Arc<std::fs::File>>,
+}
+
+impl GetResult {
+    pub fn new(meta: ObjectMeta, range: Range<u64>, body: ByteStream) -> Self {
+        Self {
+            meta,
+            range,
+            body,
+            file: None,
+        }
+    }
+
+    /// Offers the open file that `body` reads from (see [`GetResult::file`]).
+    pub fn with_file(mut self, file: Arc<std::fs::File>) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// The same answer with its body replaced by `wrap(body)` (the file, if any, is kept).
+    pub fn map_body(mut self, wrap: impl FnOnce(ByteStream) -> ByteStream) -> Self {
+        self.body = wrap(self.body);
+        self
+    }
 }
 
 impl fmt::Debug for GetResult {
@@ -112,6 +143,7 @@ impl fmt::Debug for GetResult {
         f.debug_struct("GetResult")
             .field("meta", &self.meta)
             .field("range", &self.range)
+            .field("file", &self.file.is_some())
             .finish_non_exhaustive()
     }
 }

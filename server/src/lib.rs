@@ -8,11 +8,11 @@ pub mod backup;
 pub mod charts;
 pub mod gc;
 mod health;
+mod http_server;
 pub mod human;
 pub mod lease;
 pub mod logging;
 pub mod metrics;
-mod nodelay;
 pub mod oci;
 pub mod progress;
 pub mod proxy;
@@ -25,6 +25,7 @@ mod tls;
 mod token_endpoint;
 pub mod ui;
 pub mod usage;
+mod zero_copy;
 
 #[cfg(test)]
 mod test_support;
@@ -477,11 +478,13 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
     let server = &loaded.config.server;
     let addr = format!("{}:{}", server.host, server.port);
     let tls = server.tls.clone().map(tls::config_stream).transpose()?;
-    let acceptor = nodelay::NoDelay(
+    let acceptor = zero_copy::Acceptor::new(
         TcpListener::bind(addr.clone())
             .into_acceptor()
             .await
             .with_context(|| format!("binding {addr}"))?,
+        // TLS encrypts what hyper writes: placeholders would never reach the socket as such.
+        tls.is_none(),
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let local: Vec<String> = acceptor
@@ -490,15 +493,15 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
         .filter_map(|a| a.as_socket_addr().map(SocketAddr::to_string))
         .collect();
     tracing::info!(address = %local.join(","), scheme, "listening on {}", local.join(","));
-    let acceptor = match tls {
-        Some(configs) => tls::ConfigFirst::new(acceptor).rustls(configs).boxed(),
-        None => acceptor.boxed(),
-    };
     let grace = Duration::from_secs(server.shutdown_grace_seconds);
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(grace))
-        .await
-        .context("serving")?;
+    // Not boxed (poem's `.boxed()` connections do not write vectored; see http_server).
+    match tls {
+        Some(configs) => {
+            let acceptor = tls::ConfigFirst::new(acceptor).rustls(configs);
+            http_server::run(acceptor, app(state), shutdown_signal(), grace).await
+        }
+        None => http_server::run(acceptor, app(state), shutdown_signal(), grace).await,
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -24,6 +24,7 @@ mod skopeo;
 mod tls;
 mod token_auth;
 mod web_ui;
+mod zero_copy;
 
 use oci_storage_tests::Server;
 

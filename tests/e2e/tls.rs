@@ -9,7 +9,7 @@ use oci_storage_tests::{
 };
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
-fn certificates(dir: &Path) {
+pub(crate) fn certificates(dir: &Path) {
     require_tool("openssl");
     let in_dir = |args: &[&str]| {
         run_ok(Command::new("openssl").args(args).current_dir(dir));

@@ -41,6 +41,11 @@ pub struct FsConfig {
     /// loss; atomicity across crashes holds either way).
     #[serde(default = "default_true")]
     pub fsync: bool,
+    /// Offer the open file of each read to the server, which then sends blob downloads with
+    /// `sendfile(2)` instead of reading them through its own buffers. Turn off only where the
+    /// file system mishandles `sendfile` or memory maps (some network or FUSE file systems).
+    #[serde(default = "default_true")]
+    pub sendfile: bool,
 }
 
 fn default_path() -> PathBuf {
@@ -56,6 +61,7 @@ impl Default for FsConfig {
         Self {
             path: default_path(),
             fsync: true,
+            sendfile: true,
         }
     }
 }
@@ -90,6 +96,7 @@ pub async fn factory(
 pub struct FsStorage {
     root: PathBuf,
     fsync: bool,
+    sendfile: bool,
 }
 
 impl FsStorage {
@@ -100,6 +107,7 @@ impl FsStorage {
         Ok(Self {
             root,
             fsync: config.fsync,
+            sendfile: config.sendfile,
         })
     }
 
@@ -285,8 +293,14 @@ impl Storage for FsStorage {
                 start..r.end.clamp(start, meta.size)
             }
         };
-        let body = read::read_range(file.into_std().await, range.clone());
-        Ok(GetResult { meta, range, body })
+        let file = Arc::new(file.into_std().await);
+        let body = read::read_range(file.clone(), range.clone());
+        let read = GetResult::new(meta, range, body);
+        Ok(if self.sendfile {
+            read.with_file(file)
+        } else {
+            read
+        })
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
@@ -534,6 +548,7 @@ mod tests {
         FsStorage::open(FsConfig {
             path: dir.to_owned(),
             fsync,
+            ..FsConfig::default()
         })
         .await
         .unwrap()

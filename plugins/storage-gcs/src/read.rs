@@ -37,11 +37,11 @@ pub(crate) async fn get(
         };
         if served.is_empty() {
             // GCS answers 416 to a range starting at the end: nothing to ask for.
-            return Ok(GetResult {
+            return Ok(GetResult::new(
                 meta,
-                range: served,
-                body: Box::pin(futures_util::stream::empty()),
-            });
+                served,
+                Box::pin(futures_util::stream::empty()),
+            ));
         }
         let byte_range = if served.start == 0 && served.end == meta.size {
             ByteRange::default()
@@ -60,11 +60,11 @@ pub(crate) async fn get(
             .await
         {
             Ok(stream) => {
-                return Ok(GetResult {
+                return Ok(GetResult::new(
                     meta,
-                    range: served,
-                    body: Box::pin(stream.map_err(std::io::Error::other)),
-                });
+                    served,
+                    Box::pin(stream.map_err(std::io::Error::other)),
+                ));
             }
             // Replaced (412) or shrunk (416) since the metadata was read: read both again.
             Err(e) if matches!(errors::status(&e), Some(412 | 416)) && attempt < ATTEMPTS => {}

@@ -215,11 +215,11 @@ impl Storage for S3Storage {
 
     async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<GetResult, StorageError> {
         let (head, body) = self.get_stream(&self.name(key), range).await?;
-        Ok(GetResult {
-            meta: Self::meta(key, head.size, head.etag, head.modified),
-            range: head.range,
+        Ok(GetResult::new(
+            Self::meta(key, head.size, head.etag, head.modified),
+            head.range,
             body,
-        })
+        ))
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {

@@ -157,15 +157,16 @@ pub async fn classic(req: &Request, Data(state): Data<&Arc<AppState>>) -> Respon
                     } else {
                         "application/gzip"
                     };
+                    let size = read.meta.size;
                     let body = if req.method() == poem::http::Method::HEAD {
                         Body::empty()
                     } else {
-                        Body::from_bytes_stream(read.body)
+                        crate::zero_copy::blob_body(req, read)
                     };
                     let mut resp = Response::builder()
                         .status(StatusCode::OK)
                         .header(header::CONTENT_TYPE, content_type)
-                        .header(header::CONTENT_LENGTH, read.meta.size)
+                        .header(header::CONTENT_LENGTH, size)
                         .header(header::ETAG, format!("\"{digest}\""))
                         .body(body);
                     if let Ok(v) =

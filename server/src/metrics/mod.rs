@@ -45,6 +45,9 @@ pub struct Metrics {
     pub backup: BackupMetrics,
     pub gc: GcMetrics,
     pub scrub: ScrubMetrics,
+    /// `oci_storage_sendfile_bytes_total{read}`: blob bytes sent with `sendfile(2)`, `read`
+    /// telling whether they came from the page cache or waited for the disk.
+    sendfile: IntCounterVec,
     /// Figures read when scraped (see [`endpoint`]).
     pub gauges: ScrapedGauges,
 }
@@ -280,6 +283,14 @@ impl Metrics {
                 "Links whose content the last scrub found missing.",
             ),
         };
+        let sendfile = r.counter_vec(
+            "oci_storage_sendfile_bytes_total",
+            "Blob bytes sent with sendfile(2), by where they were read from (page_cache: on the async workers; disk: on the blocking pool).",
+            &["read"],
+        );
+        for read in ["page_cache", "disk"] {
+            sendfile.with_label_values(&[read]);
+        }
         let gauges = ScrapedGauges {
             storage_bytes: r.int_gauge(
                 "oci_storage_storage_bytes",
@@ -313,8 +324,14 @@ impl Metrics {
             backup,
             gc,
             scrub,
+            sendfile,
             gauges,
         }
+    }
+
+    /// `n` bytes sent with `sendfile(2)`, read from `read` (`page_cache` or `disk`).
+    pub fn sendfile_bytes(&self, read: &'static str, n: usize) {
+        self.sendfile.with_label_values(&[read]).inc_by(n as u64);
     }
 
     /// Everything, in the Prometheus text format.

@@ -19,6 +19,7 @@ use crate::registry::{
     ErrorCode, Page, PutManifest, Reference, RegistryError, RepoName, Tag, UploadChunk,
 };
 use crate::state::AppState;
+use crate::zero_copy;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -331,13 +332,13 @@ async fn get_blob(
                 );
                 return Ok(blob_headers(StatusCode::PARTIAL_CONTENT, digest, len)
                     .header(header::CONTENT_RANGE, content_range)
-                    .body(Body::from_bytes_stream(read.body)));
+                    .body(zero_copy::blob_body(req, read)));
             }
         }
     }
     let read = registry.get_blob(name, digest, None).await?;
-    Ok(blob_headers(StatusCode::OK, digest, read.meta.size)
-        .body(Body::from_bytes_stream(read.body)))
+    let size = read.meta.size;
+    Ok(blob_headers(StatusCode::OK, digest, size).body(zero_copy::blob_body(req, read)))
 }
 
 fn blob_headers(status: StatusCode, digest: &Digest, len: u64) -> poem::ResponseBuilder {

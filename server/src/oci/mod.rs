@@ -84,8 +84,7 @@ async fn serve(
         .authorize(&caller, repository, endpoint.action())
         .map_err(|d| denied(d).with_challenge(challenge(scope_of(&endpoint))))?;
     if let Some((proxy, target)) = proxied {
-        let mut resp =
-            proxied::dispatch(state, proxy, &target, endpoint, req.uri().query()).await?;
+        let mut resp = proxied::dispatch(state, proxy, &target, endpoint, req).await?;
         if let Some(ns) = ns
             .as_deref()
             .and_then(|ns| poem::http::HeaderValue::from_str(ns).ok())

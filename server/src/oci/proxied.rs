@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use poem::http::{StatusCode, header};
-use poem::{Body, Response};
+use poem::{Body, Request, Response};
 
 use super::endpoint::OciEndpoint;
 use super::response::DOCKER_CONTENT_DIGEST;
@@ -23,8 +23,9 @@ pub async fn dispatch(
     proxy: &Arc<Proxy>,
     target: &Target,
     endpoint: OciEndpoint,
-    query: Option<&str>,
+    req: &Request,
 ) -> Result<Response, RegistryError> {
+    let query = req.uri().query();
     match endpoint {
         OciEndpoint::GetManifest {
             reference, head, ..
@@ -49,7 +50,7 @@ pub async fn dispatch(
         OciEndpoint::GetBlob { digest, head, .. } => {
             let (size, body) = match proxy.blob(target, &digest, head).await? {
                 BlobAnswer::Cached(read) => {
-                    (Some(read.meta.size), Body::from_bytes_stream(read.body))
+                    (Some(read.meta.size), crate::zero_copy::blob_body(req, read))
                 }
                 BlobAnswer::Streaming { size, body } => (size, Body::from_bytes_stream(body)),
             };

@@ -70,10 +70,9 @@ impl Proxy {
                 let guard = self
                     .blobs
                     .reading(digest, cached.meta.size, &origin(target));
-                return Ok(BlobAnswer::Cached(GetResult {
-                    body: guarded(cached.body, guard),
-                    ..cached
-                }));
+                return Ok(BlobAnswer::Cached(
+                    cached.map_body(|body| guarded(body, guard)),
+                ));
             }
             let download = match self.claim(digest) {
                 Claim::Fetch(download) => download,

@@ -7,7 +7,7 @@ use askama::Template;
 use poem::http::{StatusCode, header};
 use poem::web::cookie::CookieJar;
 use poem::web::{Data, Query};
-use poem::{Body, IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::render::{YamlLine, chart_icon, readme_html, yaml_lines};
@@ -285,6 +285,7 @@ pub(super) async fn chart_delete(
 /// The chart archive, for the signed-in (or anonymous, where allowed) browser.
 #[handler]
 pub(super) async fn chart_download(
+    req: &poem::Request,
     Data(state): Data<&Arc<AppState>>,
     jar: &CookieJar,
     Query(query): Query<ChartQuery>,
@@ -308,7 +309,7 @@ pub(super) async fn chart_download(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", entry.file_name()),
             )
-            .body(Body::from_bytes_stream(read.body)),
+            .body(crate::zero_copy::blob_body(req, read)),
         Err(_) => not_found(),
     }
 }
