@@ -1,11 +1,17 @@
 //! `registry-bench`: measures registries side by side over HTTP, the same way for each:
-//! blob push (monolithic and chunked), blob pull (one and 8 in parallel), manifest GET/HEAD
-//! throughput at 64 connections, tags/list latency with 500 tags, and each server's peak RSS.
-//! Prints a table with ratios to the first target (the reference). Not a test: numbers are
-//! reported, never asserted. `scripts/bench.sh` starts the servers and runs it.
+//! blob push (monolithic and chunked), downloads of the same blob (one stream and 8 in
+//! parallel, with this client and with curl, and as consecutive 16 MiB ranges) beside a
+//! static file server serving the same bytes, manifest GET/HEAD throughput at 64
+//! connections, tags/list latency with 500 tags, and each server's peak RSS per phase.
+//! Downloads are measured in rounds that alternate between the servers, and the median of
+//! the rounds is reported, so that a slow moment of the machine does not fall on one server
+//! only. Prints tables with ratios to the first target (the reference) and to the static
+//! server. Not a test: numbers are reported, never asserted. `scripts/bench.sh` starts the
+//! servers and runs it.
 //!
 //! Usage: registry-bench --target NAME=URL[,pid=PID] … [--file-url URL] [--blob-mib N]
-//!        [--chunk-mib N] [--seconds N] [--write-blob FILE] [--user U --password P]
+//!        [--chunk-mib N] [--seconds N] [--rounds N] [--write-blob FILE]
+//!        [--user U --password P]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +37,7 @@ struct Args {
     blob_mib: u64,
     chunk_mib: u64,
     seconds: u64,
+    rounds: usize,
     write_blob: Option<String>,
     user: String,
     password: String,
@@ -43,6 +50,7 @@ fn parse_args() -> Args {
         blob_mib: 1024,
         chunk_mib: 16,
         seconds: 5,
+        rounds: 3,
         write_blob: None,
         user: "admin".into(),
         password: String::new(),
@@ -67,6 +75,7 @@ fn parse_args() -> Args {
             "--blob-mib" => args.blob_mib = value().parse().expect("number"),
             "--chunk-mib" => args.chunk_mib = value().parse().expect("number"),
             "--seconds" => args.seconds = value().parse().expect("number"),
+            "--rounds" => args.rounds = value().parse().expect("number"),
             "--write-blob" => args.write_blob = Some(value()),
             "--user" => args.user = value(),
             "--password" => args.password = value(),
@@ -174,12 +183,19 @@ impl Bench {
 
     /// Downloads a URL, discarding the bytes; answers the byte count.
     async fn pull(&self, url: &str) -> u64 {
-        let resp = self
-            .req(reqwest::Method::GET, url)
-            .send()
-            .await
-            .expect("GET");
-        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        self.pull_range(url, None).await
+    }
+
+    /// Downloads a URL or a range of it (`first..=last`), discarding the bytes; answers the
+    /// byte count.
+    async fn pull_range(&self, url: &str, range: Option<(u64, u64)>) -> u64 {
+        let mut req = self.req(reqwest::Method::GET, url);
+        if let Some((first, last)) = range {
+            req = req.header("range", format!("bytes={first}-{last}"));
+        }
+        let resp = req.send().await.expect("GET");
+        let want = if range.is_some() { 206 } else { 200 };
+        assert_eq!(resp.status(), want, "GET {url} {range:?}");
         let mut n = 0;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
@@ -263,6 +279,46 @@ impl Bench {
     }
 }
 
+/// A download URL: a registry's blob, or the static server's file.
+struct Source<'a> {
+    name: &'a str,
+    url: String,
+}
+
+/// Downloads of one source, MiB/s (medians over the rounds).
+#[derive(Debug, Default, Clone)]
+struct Downloads {
+    pull: f64,
+    pull_curl: f64,
+    pull8: f64,
+    pull8_curl: f64,
+    ranged: f64,
+}
+
+/// Peak RSS (MiB) of one server in each phase: `VmHWM` reset before the phase, read after.
+#[derive(Debug, Default, Clone)]
+struct Memory {
+    push: Option<f64>,
+    pull: Option<f64>,
+    manifests: Option<f64>,
+}
+
+impl Memory {
+    fn whole(&self) -> Option<f64> {
+        [self.push, self.pull, self.manifests]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+    }
+}
+
+/// Starts a phase of a server's peak RSS: resets its `VmHWM` to its current RSS.
+fn reset_peak(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
 fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
     oci_storage_tests::proc_status(pid?, "VmHWM").map(|kib| kib as f64 / 1024.0)
 }
@@ -271,21 +327,22 @@ fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
 struct Row {
     push_mono: f64,
     push_chunked: f64,
-    pull: f64,
-    pull8: f64,
     manifest_get: f64,
     manifest_head: f64,
     tags_ms: f64,
-    rss_mib: Option<f64>,
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64()
 }
 
-async fn measure(b: &Bench, t: &Target, args: &Args, digests: &[String; 2]) -> Row {
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+async fn push(b: &Bench, t: &Target, args: &Args, digests: &[String; 2], row: &mut Row) {
     let bytes = args.blob_mib * MIB;
-    let mut row = Row::default();
     eprintln!("[{}] monolithic push of {} MiB", t.name, args.blob_mib);
     row.push_mono = mbps(
         bytes,
@@ -298,14 +355,9 @@ async fn measure(b: &Bench, t: &Target, args: &Args, digests: &[String; 2]) -> R
         b.push_chunked(&t.url, 2, args.blob_mib, args.chunk_mib, &digests[1])
             .await,
     );
-    let blob_url = format!("{}/v2/{REPO}/blobs/{}", t.url, digests[0]);
-    eprintln!("[{}] pull", t.name);
-    let started = Instant::now();
-    assert_eq!(b.pull(&blob_url).await, bytes);
-    row.pull = mbps(bytes, started.elapsed());
-    eprintln!("[{}] 8 parallel pulls", t.name);
-    row.pull8 = parallel_pulls(b, &blob_url, bytes).await;
+}
 
+async fn manifests(b: &Bench, t: &Target, args: &Args, row: &mut Row) {
     let manifest = b.small_image(&t.url, "bench/small").await;
     b.put_manifest(&t.url, "bench/small", "latest", &manifest)
         .await;
@@ -338,18 +390,59 @@ async fn measure(b: &Bench, t: &Target, args: &Args, digests: &[String; 2]) -> R
         assert!(body["tags"].as_array().unwrap().len() >= 500);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    row.tags_ms = times[times.len() / 2];
-    row.rss_mib = peak_rss_mib(t.pid);
-    row
+    row.tags_ms = median(times);
 }
 
-async fn parallel_pulls(b: &Bench, url: &str, bytes: u64) -> f64 {
+/// One round of every download measurement of `source`.
+async fn download_round(b: &Bench, source: &Source<'_>, bytes: u64) -> Downloads {
+    eprintln!("[{}] downloads", source.name);
+    let url = &source.url;
     let started = Instant::now();
-    let pulls = (0..8).map(|_| b.pull(url));
-    let got = futures_util::future::join_all(pulls).await;
+    assert_eq!(b.pull(url).await, bytes);
+    let pull = mbps(bytes, started.elapsed());
+    let pull_curl = curl_pulls(b, url, 1, bytes).await;
+    let started = Instant::now();
+    let got = futures_util::future::join_all((0..8).map(|_| b.pull(url))).await;
     assert!(got.iter().all(|n| *n == bytes));
-    mbps(bytes * 8, started.elapsed())
+    let pull8 = mbps(bytes * 8, started.elapsed());
+    let pull8_curl = curl_pulls(b, url, 8, bytes).await;
+    let started = Instant::now();
+    let step = 16 * MIB;
+    let mut first = 0;
+    while first < bytes {
+        let last = (first + step).min(bytes) - 1;
+        assert_eq!(
+            b.pull_range(url, Some((first, last))).await,
+            last - first + 1
+        );
+        first = last + 1;
+    }
+    let ranged = mbps(bytes, started.elapsed());
+    Downloads {
+        pull,
+        pull_curl,
+        pull8,
+        pull8_curl,
+        ranged,
+    }
+}
+
+/// `n` curl processes downloading `url` at once; MiB/s over all of them.
+async fn curl_pulls(b: &Bench, url: &str, n: usize, bytes: u64) -> f64 {
+    let started = Instant::now();
+    let runs = (0..n).map(|_| {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-sSf", "-o", "/dev/null", "-w", "%{size_download}", "-u"])
+            .arg(format!("{}:{}", b.user, b.password))
+            .arg(url);
+        tokio::task::spawn_blocking(move || curl.output())
+    });
+    for out in futures_util::future::join_all(runs).await {
+        let out = out.unwrap().expect("running curl");
+        assert!(out.status.success(), "curl {url}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), bytes.to_string());
+    }
+    mbps(bytes * n as u64, started.elapsed())
 }
 
 fn ratio(x: f64, reference: f64) -> String {
@@ -358,6 +451,10 @@ fn ratio(x: f64, reference: f64) -> String {
     } else {
         "-".into()
     }
+}
+
+fn mib(x: Option<f64>) -> String {
+    x.map_or("-".into(), |m| format!("{m:.1}"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -381,52 +478,127 @@ async fn main() {
             f.write_all(&block(1, i)).unwrap();
         }
     }
-    let mut rows = Vec::new();
-    for t in &args.targets {
-        rows.push((t.name.clone(), measure(&bench, t, &args, &digests).await));
-    }
-    let file_pull = match &args.file_url {
-        Some(url) => {
-            let started = Instant::now();
-            let n = bench.pull(url).await;
-            Some(mbps(n, started.elapsed()))
-        }
-        None => None,
-    };
+    let bytes = args.blob_mib * MIB;
+    let n = args.targets.len();
+    let mut rows = vec![Row::default(); n];
+    let mut memory = vec![Memory::default(); n];
 
-    let reference = rows[0].1.clone();
+    for (i, t) in args.targets.iter().enumerate() {
+        reset_peak(t.pid);
+        push(&bench, t, &args, &digests, &mut rows[i]).await;
+        memory[i].push = peak_rss_mib(t.pid);
+    }
+
+    // Downloads: the static file first (when given), then the registries, in rounds.
+    let mut sources: Vec<Source> = Vec::new();
+    if let Some(url) = &args.file_url {
+        sources.push(Source {
+            name: "nginx (static file)",
+            url: url.clone(),
+        });
+    }
+    let registries = sources.len();
+    for t in &args.targets {
+        sources.push(Source {
+            name: &t.name,
+            url: format!("{}/v2/{REPO}/blobs/{}", t.url, digests[0]),
+        });
+    }
+    for t in &args.targets {
+        reset_peak(t.pid);
+    }
+    let mut rounds: Vec<Vec<Downloads>> = vec![Vec::new(); sources.len()];
+    for round in 0..args.rounds {
+        eprintln!("download round {} of {}", round + 1, args.rounds);
+        for (s, source) in sources.iter().enumerate() {
+            rounds[s].push(download_round(&bench, source, bytes).await);
+        }
+    }
+    for (i, t) in args.targets.iter().enumerate() {
+        memory[i].pull = peak_rss_mib(t.pid);
+    }
+    let downloads: Vec<Downloads> = rounds
+        .iter()
+        .map(|r| {
+            let of = |f: fn(&Downloads) -> f64| median(r.iter().map(f).collect());
+            Downloads {
+                pull: of(|d| d.pull),
+                pull_curl: of(|d| d.pull_curl),
+                pull8: of(|d| d.pull8),
+                pull8_curl: of(|d| d.pull8_curl),
+                ranged: of(|d| d.ranged),
+            }
+        })
+        .collect();
+
+    for (i, t) in args.targets.iter().enumerate() {
+        reset_peak(t.pid);
+        manifests(&bench, t, &args, &mut rows[i]).await;
+        memory[i].manifests = peak_rss_mib(t.pid);
+    }
+
+    let reference = rows[0].clone();
     println!(
-        "\n| target | push mono MiB/s | push 16 MiB chunks MiB/s | pull MiB/s | 8× pull MiB/s | manifest GET req/s | manifest HEAD req/s | tags/list (500) ms | peak RSS MiB |"
+        "\n| target | push mono MiB/s | push {} MiB chunks MiB/s | manifest GET req/s | manifest HEAD req/s | tags/list (500) ms | peak RSS MiB |",
+        args.chunk_mib
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, r) in &rows {
+    println!("|---|---|---|---|---|---|---|");
+    for ((t, r), m) in args.targets.iter().zip(&rows).zip(&memory) {
         println!(
-            "| {name} | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.2} ({}) | {} |",
+            "| {} | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.2} ({}) | {} |",
+            t.name,
             r.push_mono,
             ratio(r.push_mono, reference.push_mono),
             r.push_chunked,
             ratio(r.push_chunked, reference.push_chunked),
-            r.pull,
-            ratio(r.pull, reference.pull),
-            r.pull8,
-            ratio(r.pull8, reference.pull8),
             r.manifest_get,
             ratio(r.manifest_get, reference.manifest_get),
             r.manifest_head,
             ratio(r.manifest_head, reference.manifest_head),
             r.tags_ms,
             ratio(reference.tags_ms, r.tags_ms),
-            r.rss_mib.map_or("-".into(), |m| format!("{m:.1}")),
+            mib(m.whole()),
         );
     }
-    if let Some(file) = file_pull {
-        println!("\nStatic file server (same blob): {file:.0} MiB/s");
-        for (name, r) in &rows {
-            println!(
-                "- {name}: pull at {:.0}% of the static file server",
-                r.pull / file * 100.0
-            );
-        }
+
+    println!(
+        "\nDownloads of the same {} MiB blob, MiB/s, median of {} rounds (ratio to the static file server; for 8×, also to {}):\n",
+        args.blob_mib, args.rounds, args.targets[0].name
+    );
+    println!("| source | pull | pull (curl) | 8× pull | 8× pull (curl) | 16 MiB ranges |");
+    println!("|---|---|---|---|---|---|");
+    let base = (registries == 1).then(|| downloads[0].clone());
+    let reference = &downloads[registries];
+    for (source, d) in sources.iter().zip(&downloads) {
+        let vs = |x: f64, f: fn(&Downloads) -> f64| match &base {
+            Some(b) => format!("{x:.0} ({})", ratio(x, f(b))),
+            None => format!("{x:.0}"),
+        };
+        let vs8 =
+            |x: f64, f: fn(&Downloads) -> f64| format!("{} / {}", vs(x, f), ratio(x, f(reference)));
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            source.name,
+            vs(d.pull, |d| d.pull),
+            vs(d.pull_curl, |d| d.pull_curl),
+            vs8(d.pull8, |d| d.pull8),
+            vs8(d.pull8_curl, |d| d.pull8_curl),
+            vs(d.ranged, |d| d.ranged),
+        );
+    }
+
+    println!("\nPeak RSS per phase, MiB (VmHWM reset at the start of each phase):\n");
+    println!("| target | pushes | downloads | manifests and tags (64 connections) | whole run |");
+    println!("|---|---|---|---|---|");
+    for (t, m) in args.targets.iter().zip(&memory) {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            t.name,
+            mib(m.push),
+            mib(m.pull),
+            mib(m.manifests),
+            mib(m.whole())
+        );
     }
     println!("\nRatios are to the first target (for tags/list: its latency over this one's).");
 }
