@@ -63,28 +63,37 @@ impl<A: poem::listener::Acceptor<Io = TcpStream>> poem::listener::Acceptor for A
 pub struct Connection {
     stream: TcpStream,
     registration: Option<Registration>,
-    /// A `sendfile` running on the blocking pool because its bytes must come from the disk.
-    disk_send: Option<JoinHandle<io::Result<usize>>>,
+    /// A `sendfile` running on the blocking pool because its bytes must come from the disk,
+    /// with the address of the slice it sends.
+    disk_send: Option<(JoinHandle<io::Result<usize>>, usize)>,
     /// A duplicate of the socket for the blocking pool: it keeps the socket open (its
     /// number cannot be reused by another connection) until the pool is done with it.
     socket_for_pool: Option<Arc<OwnedFd>>,
 }
 
 impl Connection {
+    fn is_mapped(&self, slice: &[u8]) -> bool {
+        self.registration
+            .as_ref()
+            .is_some_and(|r| r.slot.is_mapped(slice))
+    }
+
     /// What to send from a file for `slice`, if it is part of a mapped blob range.
     fn step(&self, slice: &[u8]) -> Option<Step> {
         self.registration.as_ref()?.slot.step(slice)
     }
 
-    /// Sends file bytes for `step` (recomputed by `next` on each attempt: the bytes hyper
-    /// wants written do not change until this answers Ready).
-    fn poll_send_file(
-        &mut self,
-        cx: &mut Context<'_>,
-        next: impl Fn(&Self) -> Option<Step>,
-    ) -> Poll<io::Result<usize>> {
+    /// Sends the file bytes of `mapped`, a slice of a mapped blob range.
+    fn poll_send_file(&mut self, cx: &mut Context<'_>, mapped: &[u8]) -> Poll<io::Result<usize>> {
         loop {
-            if let Some(task) = self.disk_send.as_mut() {
+            if let Some((task, started_for)) = self.disk_send.as_mut() {
+                // hyper retries the very bytes it was told were pending; anything else would
+                // follow bytes already sent for another position.
+                if *started_for != mapped.as_ptr() as usize {
+                    return Poll::Ready(Err(io::Error::other(
+                        "a different write while a file send was in progress",
+                    )));
+                }
                 let sent = ready!(Pin::new(task).poll(cx)).map_err(io::Error::other)?;
                 self.disk_send = None;
                 match sent {
@@ -100,16 +109,15 @@ impl Connection {
                 }
             }
             ready!(self.stream.poll_write_ready(cx))?;
-            let Some(step) = next(self) else {
+            let Some(step) = self.step(mapped) else {
                 return Poll::Ready(Err(io::Error::other(
                     "a mapped blob range went away while being sent",
                 )));
             };
             if !step.cached {
                 let socket = self.socket_for_pool()?;
-                self.disk_send = Some(tokio::task::spawn_blocking(move || {
-                    send_file(socket.as_fd(), &step)
-                }));
+                let task = tokio::task::spawn_blocking(move || send_file(socket.as_fd(), &step));
+                self.disk_send = Some((task, mapped.as_ptr() as usize));
                 continue;
             }
             match self
@@ -175,19 +183,19 @@ impl AsyncWrite for Connection {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let Some(first) = bufs.iter().position(|b| this.step(b).is_some()) else {
+        let Some(first) = bufs.iter().position(|b| this.is_mapped(b)) else {
             return Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         };
         let mapped: &[u8] = &bufs[first];
         if first == 0 {
-            return this.poll_send_file(cx, |c| c.step(mapped));
+            return this.poll_send_file(cx, mapped);
         }
         let plain = &bufs[..first];
         let written = ready!(Pin::new(&mut this.stream).poll_write_vectored(cx, plain))?;
         if written < plain.iter().map(|b| b.len()).sum() {
             return Poll::Ready(Ok(written));
         }
-        match this.poll_send_file(cx, |c| c.step(mapped)) {
+        match this.poll_send_file(cx, mapped) {
             Poll::Ready(Ok(sent)) => Poll::Ready(Ok(written + sent)),
             // Reported by the next call, which starts at the mapped range.
             Poll::Ready(Err(_)) | Poll::Pending => Poll::Ready(Ok(written)),

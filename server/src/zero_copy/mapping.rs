@@ -37,7 +37,9 @@ pub(super) fn map(file: &Arc<File>, range: Range<u64>, slot: &Arc<Slot>) -> io::
     // SAFETY: the map is read-only and the bytes of a stored blob never change: the fs
     // backend writes a new file and renames it into place, and deletes by unlinking, which
     // leaves an open file's pages in place. Normally nothing reads the map at all (the
-    // connection sends from the file); a copy on the way reads it like a file.
+    // connection sends from the file); a copy on the way reads it like a file. (A file cut
+    // short behind the registry's back would fault such a reader with SIGBUS; `sendfile`
+    // reports it as an early end instead.)
     #[allow(unsafe_code)]
     let map = unsafe {
         memmap2::MmapOptions::new()

@@ -32,6 +32,13 @@ struct Region {
     cached_until: usize,
 }
 
+impl Region {
+    fn holds(&self, slice: &[u8]) -> bool {
+        let at = slice.as_ptr() as usize;
+        !slice.is_empty() && at >= self.base && at + slice.len() <= self.base + self.len
+    }
+}
+
 /// What to send for a slice of a mapped region.
 #[derive(Debug)]
 pub(super) struct Step {
@@ -75,16 +82,19 @@ impl Slot {
         self.busy.store(!regions.is_empty(), Ordering::Release);
     }
 
+    /// Whether `slice` lies in a mapped region.
+    pub(super) fn is_mapped(&self, slice: &[u8]) -> bool {
+        self.busy.load(Ordering::Acquire) && self.lock().iter().any(|r| r.holds(slice))
+    }
+
     /// What to send for `slice` if it lies in a mapped region.
     pub(super) fn step(&self, slice: &[u8]) -> Option<Step> {
-        if slice.is_empty() || !self.busy.load(Ordering::Acquire) {
+        if !self.busy.load(Ordering::Acquire) {
             return None;
         }
         let at = slice.as_ptr() as usize;
         let mut regions = self.lock();
-        let r = regions
-            .iter_mut()
-            .find(|r| at >= r.base && at + slice.len() <= r.base + r.len)?;
+        let r = regions.iter_mut().find(|r| r.holds(slice))?;
         let start = at - r.base;
         let mut count = slice.len();
         if start >= r.cached_until {
@@ -182,6 +192,8 @@ mod tests {
         let memory = vec![0u8; 100];
         assert!(slot.step(&memory).is_none(), "nothing remembered");
         let id = slot.remember(memory.as_ptr() as usize + 10, 50, file(1000), 500);
+        assert!(slot.is_mapped(&memory[10..60]) && slot.is_mapped(&memory[59..60]));
+        assert!(!slot.is_mapped(&memory[9..60]) && !slot.is_mapped(&memory[10..10]));
         let step = slot.step(&memory[10..60]).unwrap();
         assert_eq!((step.at, step.count), (500, 50));
         assert!(step.cached, "a file just written is in the page cache");
@@ -198,6 +210,7 @@ mod tests {
         assert!(slot.step(&memory[10..10]).is_none(), "empty");
         slot.forget(id);
         assert!(slot.step(&memory[10..60]).is_none(), "forgotten");
+        assert!(!slot.is_mapped(&memory[10..60]));
     }
 
     #[test]
