@@ -28,16 +28,19 @@ YAML
   docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
   pids+=($!)
 }
-# start_oci_storage PORT PASSWORD [BINARY]: the release oci-storage (or BINARY) with fs storage
-# in $work/oci-storage, user admin/PASSWORD, anonymous pull; its pid joins `pids`.
+# start_oci_storage PORT PASSWORD [BINARY] [NAME] [FS_SETTINGS]: the release oci-storage (or
+# BINARY) with fs storage in $work/NAME (default oci-storage) and FS_SETTINGS added to
+# `storage.fs` (e.g. "sendfile: false"), user admin/PASSWORD, anonymous pull; its pid joins
+# `pids`.
 start_oci_storage() {
-  cat > "$work/oci-storage.yml" <<YAML
+  local name=${4:-oci-storage}
+  cat > "$work/$name.yml" <<YAML
 server: {host: 127.0.0.1, port: $1}
-storage: {type: fs, fs: {path: $work/oci-storage}}
+storage: {type: fs, fs: {path: $work/$name${5:+, $5}}}
 auth: {anonymousPull: true, users: [{username: admin, password: "$2"}]}
 logging: {level: warn}
 YAML
-  "${3:-target/release/oci-storage}" serve --config "$work/oci-storage.yml" >"$work/oci-storage.log" 2>&1 &
+  "${3:-target/release/oci-storage}" serve --config "$work/$name.yml" >"$work/$name.log" 2>&1 &
   pids+=($!)
 }
 # start_seaweedfs KEY SECRET BUCKET…: SeaweedFS (`weed mini`) with every port on loopback (its

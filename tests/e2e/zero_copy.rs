@@ -67,8 +67,8 @@ fn whole_and_ranged_downloads_are_sent_from_the_file() {
         &config_with_storage(FS),
         &[],
     ));
-    // Over two of the 4 MiB windows probed for the page cache.
-    let blob = random_bytes(1, 9 * MIB + 123);
+    // Over two of the 16 MiB windows probed for the page cache.
+    let blob = random_bytes(1, 33 * MIB + 123);
     let digest = reg.push_blob("zc/ranges", &blob);
     let path = format!("/v2/zc/ranges/blobs/{digest}");
     let len = blob.len();
@@ -84,18 +84,18 @@ fn whole_and_ranged_downloads_are_sent_from_the_file() {
     let mut served = len as u64;
 
     // Ranges of every shape, with other answers between them on the same connection.
-    let four = 4 * MIB;
+    let window = 16 * MIB;
     let ranges = [
         ("bytes=0-0".to_owned(), 0..1),
         ("bytes=1-1".to_owned(), 1..2),
         (format!("bytes={}-{}", len - 1, len - 1), len - 1..len),
         (
-            format!("bytes={}-{}", four - 10, four + 10),
-            four - 10..four + 11,
+            format!("bytes={}-{}", window - 10, window + 10),
+            window - 10..window + 11,
         ),
         (format!("bytes=123-{}", len - 1), 123..len),
         ("bytes=-100".to_owned(), len - 100..len),
-        (format!("bytes={}-", 5 * MIB), 5 * MIB..len),
+        (format!("bytes={}-", 17 * MIB), 17 * MIB..len),
         (format!("bytes=7-{}", len * 2), 7..len),
     ];
     for (header, want) in ranges {

@@ -9,8 +9,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-/// How much is probed for being in the page cache at once (see [`Step::cached`]).
-const PROBE_WINDOW: u64 = 4 << 20;
+/// How much is probed for being in the page cache at once (see [`Step::cached`]), and so
+/// the most one `sendfile` is asked for. Larger windows measured faster for one stream on
+/// loopback (16 MiB: 3.7 GiB/s, 4 MiB: 3.2, 1 MiB: 2.7, medians of 10), as each call then
+/// takes whatever the socket has room for.
+const PROBE_WINDOW: u64 = 16 << 20;
 
 /// One connection's mapped ranges (usually none or one).
 #[derive(Debug, Default)]
@@ -46,9 +49,9 @@ pub(super) struct Step {
     pub at: u64,
     pub count: usize,
     /// Whether the bytes are in the page cache, so that `sendfile` will not wait for the disk
-    /// and may run on the async worker. Probed once per [`PROBE_WINDOW`] by reading its last
-    /// byte with `RWF_NOWAIT`: the kernel reads ahead in order, so the last byte cached means
-    /// the rest almost always is.
+    /// and may run on the async worker. Probed once per [`PROBE_WINDOW`] by reading its first
+    /// and last bytes with `RWF_NOWAIT`: the kernel reads ahead in order, so both ends cached
+    /// means the rest almost always is.
     pub cached: bool,
 }
 
@@ -99,7 +102,9 @@ impl Slot {
         let mut count = slice.len();
         if start >= r.cached_until {
             let probe_end = (start as u64 + PROBE_WINDOW).min(r.len as u64);
-            if is_cached(&r.file, r.offset + probe_end - 1) {
+            if is_cached(&r.file, r.offset + start as u64)
+                && is_cached(&r.file, r.offset + probe_end - 1)
+            {
                 r.cached_until = probe_end as usize;
             }
         }

@@ -283,6 +283,17 @@ impl Bench {
 struct Source<'a> {
     name: &'a str,
     url: String,
+    pid: Option<u32>,
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // After the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ: /proc counts in hundredths of a second on Linux.
+    Some(ticks / 100.0)
 }
 
 /// Downloads of one source, MiB/s (medians over the rounds).
@@ -293,6 +304,8 @@ struct Downloads {
     pull8: f64,
     pull8_curl: f64,
     ranged: f64,
+    /// The server's CPU seconds per GiB it sent.
+    cpu_per_gib: Option<f64>,
 }
 
 /// Peak RSS (MiB) of one server in each phase: `VmHWM` reset before the phase, read after.
@@ -396,6 +409,7 @@ async fn manifests(b: &Bench, t: &Target, args: &Args, row: &mut Row) {
 /// One round of every download measurement of `source`.
 async fn download_round(b: &Bench, source: &Source<'_>, bytes: u64) -> Downloads {
     eprintln!("[{}] downloads", source.name);
+    let cpu_before = cpu_seconds(source.pid);
     let url = &source.url;
     let started = Instant::now();
     assert_eq!(b.pull(url).await, bytes);
@@ -418,12 +432,18 @@ async fn download_round(b: &Bench, source: &Source<'_>, bytes: u64) -> Downloads
         first = last + 1;
     }
     let ranged = mbps(bytes, started.elapsed());
+    // 1 + 1 + 8 + 8 + 1 downloads of the blob.
+    let gib = 19.0 * bytes as f64 / (1024.0 * MIB as f64);
+    let cpu_per_gib = cpu_before
+        .zip(cpu_seconds(source.pid))
+        .map(|(before, after)| (after - before) / gib);
     Downloads {
         pull,
         pull_curl,
         pull8,
         pull8_curl,
         ranged,
+        cpu_per_gib,
     }
 }
 
@@ -495,6 +515,7 @@ async fn main() {
         sources.push(Source {
             name: "nginx (static file)",
             url: url.clone(),
+            pid: None,
         });
     }
     let registries = sources.len();
@@ -502,6 +523,7 @@ async fn main() {
         sources.push(Source {
             name: &t.name,
             url: format!("{}/v2/{REPO}/blobs/{}", t.url, digests[0]),
+            pid: t.pid,
         });
     }
     for t in &args.targets {
@@ -527,6 +549,11 @@ async fn main() {
                 pull8: of(|d| d.pull8),
                 pull8_curl: of(|d| d.pull8_curl),
                 ranged: of(|d| d.ranged),
+                cpu_per_gib: r
+                    .iter()
+                    .map(|d| d.cpu_per_gib)
+                    .collect::<Option<Vec<f64>>>()
+                    .map(median),
             }
         })
         .collect();
@@ -565,8 +592,10 @@ async fn main() {
         "\nDownloads of the same {} MiB blob, MiB/s, median of {} rounds (ratio to the static file server; for 8×, also to {}):\n",
         args.blob_mib, args.rounds, args.targets[0].name
     );
-    println!("| source | pull | pull (curl) | 8× pull | 8× pull (curl) | 16 MiB ranges |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| source | pull | pull (curl) | 8× pull | 8× pull (curl) | 16 MiB ranges | server CPU s/GiB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let base = (registries == 1).then(|| downloads[0].clone());
     let reference = &downloads[registries];
     for (source, d) in sources.iter().zip(&downloads) {
@@ -577,13 +606,14 @@ async fn main() {
         let vs8 =
             |x: f64, f: fn(&Downloads) -> f64| format!("{} / {}", vs(x, f), ratio(x, f(reference)));
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             source.name,
             vs(d.pull, |d| d.pull),
             vs(d.pull_curl, |d| d.pull_curl),
             vs8(d.pull8, |d| d.pull8),
             vs8(d.pull8_curl, |d| d.pull8_curl),
             vs(d.ranged, |d| d.ranged),
+            d.cpu_per_gib.map_or("-".into(), |c| format!("{c:.3}")),
         );
     }
 
