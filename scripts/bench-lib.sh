@@ -28,15 +28,15 @@ YAML
   docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
   pids+=($!)
 }
-# start_oci_storage PORT PASSWORD [BINARY] [NAME] [FS_SETTINGS]: the release oci-storage (or
-# BINARY) with fs storage in $work/NAME (default oci-storage) and FS_SETTINGS added to
-# `storage.fs` (e.g. "sendfile: false"), user admin/PASSWORD, anonymous pull; its pid joins
+# start_oci_storage PORT PASSWORD [BINARY] [NAME] [SERVER_SETTINGS]: the release oci-storage
+# (or BINARY) with fs storage in $work/NAME (default oci-storage) and SERVER_SETTINGS added to
+# `server` (e.g. "sendfile: always"), user admin/PASSWORD, anonymous pull; its pid joins
 # `pids`.
 start_oci_storage() {
   local name=${4:-oci-storage}
   cat > "$work/$name.yml" <<YAML
-server: {host: 127.0.0.1, port: $1}
-storage: {type: fs, fs: {path: $work/$name${5:+, $5}}}
+server: {host: 127.0.0.1, port: $1${5:+, $5}}
+storage: {type: fs, fs: {path: $work/$name}}
 auth: {anonymousPull: true, users: [{username: admin, password: "$2"}]}
 logging: {level: warn}
 YAML

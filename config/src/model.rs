@@ -82,6 +82,25 @@ pub struct ServerConfig {
     pub blocking_threads: std::num::NonZeroUsize,
     /// Serve HTTPS with this certificate and key (PEM files, re-read when they change).
     pub tls: Option<TlsConfig>,
+    /// When blob downloads from fs storage go out with `sendfile(2)`.
+    pub sendfile: Sendfile,
+}
+
+/// `server.sendfile`: when blob downloads from fs storage are sent with `sendfile(2)`, from
+/// the page cache to the socket without passing through the registry's buffers. Only on
+/// plain-text HTTP/1 connections; TLS and HTTP/2 always copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sendfile {
+    /// To clients on other hosts. A client on this host (a loopback or this host's own
+    /// address) would itself read the bytes cold from memory, which costs it more than the
+    /// registry's copy saves (docs/BENCHMARKS.md, Downloads), so its downloads are copied.
+    #[default]
+    Auto,
+    /// To every client.
+    Always,
+    /// To none: every download is read and written by the registry.
+    Never,
 }
 
 /// `server.tls`.
@@ -102,6 +121,7 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             blocking_threads: std::num::NonZeroUsize::new(32).expect("not zero"),
             tls: None,
+            sendfile: Sendfile::Auto,
         }
     }
 }

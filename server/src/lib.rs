@@ -483,8 +483,12 @@ pub async fn serve(plugins: Plugins, loaded: Loaded) -> anyhow::Result<()> {
             .into_acceptor()
             .await
             .with_context(|| format!("binding {addr}"))?,
-        // TLS encrypts what hyper writes: placeholders would never reach the socket as such.
-        tls.is_none(),
+        // TLS encrypts what hyper writes: the body never reaches the socket as it is.
+        if tls.is_none() {
+            server.sendfile
+        } else {
+            oci_storage_config::Sendfile::Never
+        },
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let local: Vec<String> = acceptor

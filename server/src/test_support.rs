@@ -16,7 +16,6 @@ pub async fn temporary_storage() -> (tempfile::TempDir, Arc<dyn Storage>) {
     let storage = oci_storage_storage_fs::FsStorage::open(oci_storage_storage_fs::FsConfig {
         path: dir.path().to_owned(),
         fsync: false,
-        ..Default::default()
     })
     .await
     .unwrap();

@@ -1,8 +1,9 @@
 //! Blob downloads sent with `sendfile(2)` (server/src/zero_copy): exact bytes for whole and
 //! ranged GETs on one keep-alive connection, with the counters showing which path the bytes
 //! took; a client leaving mid-transfer; a blob deleted while it is being sent; a file out of
-//! the page cache; and the stream path where sendfile does not apply (TLS, HTTP/2,
-//! `sendfile: false`). Always on fs: the fast path is the fs backend's.
+//! the page cache; and the stream path where sendfile does not apply (TLS, HTTP/2, `never`,
+//! and `auto` for a client on this host). Always on fs: the fast path is the fs backend's.
+//! The tests' clients are on loopback, so the fast path needs `server.sendfile: always`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,6 +18,12 @@ use oci_storage_tests::{
 use crate::protocol::{Reg, basic_auth_value};
 
 const FS: &str = "storage:\n  type: fs\n  fs:\n    path: data\n";
+const ALWAYS: &str = "server:\n  sendfile: always\n";
+
+/// fs storage, the test user, and `extra` YAML.
+fn config(extra: &str) -> String {
+    format!("{}{extra}", config_with_storage(FS))
+}
 const MIB: usize = 1 << 20;
 
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -62,11 +69,7 @@ fn holds(server: &Server, path: &PathBuf) -> bool {
 
 #[test]
 fn whole_and_ranged_downloads_are_sent_from_the_file() {
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &config_with_storage(FS),
-        &[],
-    ));
+    let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
     // Over two of the 16 MiB windows probed for the page cache.
     let blob = random_bytes(1, 33 * MIB + 123);
     let digest = reg.push_blob("zc/ranges", &blob);
@@ -159,7 +162,7 @@ fn start_raw_download(server: &Server, path: &str, body_bytes: usize) -> TcpStre
 
 #[test]
 fn a_client_leaving_mid_download_frees_the_file() {
-    let server = Server::start_with(crate::BIN, &config_with_storage(FS), &[]);
+    let server = Server::start_with(crate::BIN, &config(ALWAYS), &[]);
     let reg = Reg::with(server);
     let blob = random_bytes(2, 64 * MIB);
     let digest = reg.push_blob("zc/leave", &blob);
@@ -190,11 +193,7 @@ fn a_client_leaving_mid_download_frees_the_file() {
 
 #[test]
 fn a_blob_deleted_while_being_sent_arrives_whole() {
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &config_with_storage(FS),
-        &[],
-    ));
+    let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
     let blob = random_bytes(3, 64 * MIB);
     let digest = reg.push_blob("zc/deleted", &blob);
     let path = format!("/v2/zc/deleted/blobs/{digest}");
@@ -216,11 +215,7 @@ fn a_blob_deleted_while_being_sent_arrives_whole() {
 
 #[test]
 fn a_blob_out_of_the_page_cache_is_read_on_the_blocking_pool() {
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &config_with_storage(FS),
-        &[],
-    ));
+    let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
     let blob = random_bytes(4, 16 * MIB);
     let digest = reg.push_blob("zc/cold", &blob);
     let file = blob_file(&reg.server, &digest);
@@ -256,25 +251,21 @@ fn downloads_stream_where_sendfile_does_not_apply() {
     let blob = random_bytes(5, 3 * MIB + 7);
     let digest = sha256(&blob);
 
-    // Turned off.
-    let config =
-        config_with_storage("storage:\n  type: fs\n  fs:\n    path: data\n    sendfile: false\n");
-    let reg = Reg::with(Server::start_with(crate::BIN, &config, &[]));
-    reg.push_blob("zc/off", &blob);
-    assert!(
-        reg.get(&format!("/v2/zc/off/blobs/{digest}"))
-            .bytes()
-            .unwrap()
-            == blob
-    );
-    assert_eq!(sendfile_bytes(&reg), (0, 0));
+    // Turned off, and by default to a client on this host.
+    for extra in ["server:\n  sendfile: never\n", ""] {
+        let reg = Reg::with(Server::start_with(crate::BIN, &config(extra), &[]));
+        reg.push_blob("zc/off", &blob);
+        assert!(
+            reg.get(&format!("/v2/zc/off/blobs/{digest}"))
+                .bytes()
+                .unwrap()
+                == blob
+        );
+        assert_eq!(sendfile_bytes(&reg), (0, 0), "{extra}");
+    }
 
     // HTTP/2 (cleartext, prior knowledge).
-    let reg = Reg::with(Server::start_with(
-        crate::BIN,
-        &config_with_storage(FS),
-        &[],
-    ));
+    let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
     reg.push_blob("zc/h2", &blob);
     let out = reg.server.scratch("h2.blob");
     let user = format!("{USER}:{PASSWORD}");
@@ -290,13 +281,13 @@ fn downloads_stream_where_sendfile_does_not_apply() {
     // TLS.
     let certs = tempfile::tempdir().unwrap();
     crate::tls::certificates(certs.path());
-    let config = format!(
-        "{}server:\n  tls:\n    cert: {}\n    key: {}\n",
+    let tls_config = format!(
+        "{}server:\n  sendfile: always\n  tls:\n    cert: {}\n    key: {}\n",
         config_with_storage(FS),
         certs.path().join("server.crt").display(),
         certs.path().join("server.key").display()
     );
-    let server = Server::start_with(crate::BIN, &config, &[]);
+    let server = Server::start_with(crate::BIN, &tls_config, &[]);
     let ca = certs.path().join("ca.crt");
     let curl = |args: &[&str], out: &PathBuf, path: &str| {
         run_ok(

@@ -36,7 +36,6 @@ pub async fn backup_factory(
     let storage = FsStorage::open(FsConfig {
         path: path.clone(),
         fsync: config.fsync,
-        ..FsConfig::default()
     })
     .await
     .map_err(|e| PluginError::Init(format!("{}: {}: {e}", ctx.section, path.display())))?;

@@ -41,11 +41,6 @@ pub struct FsConfig {
     /// loss; atomicity across crashes holds either way).
     #[serde(default = "default_true")]
     pub fsync: bool,
-    /// Offer the open file of each read to the server, which then sends blob downloads with
-    /// `sendfile(2)` instead of reading them through its own buffers. Turn off only where the
-    /// file system mishandles `sendfile` or memory maps (some network or FUSE file systems).
-    #[serde(default = "default_true")]
-    pub sendfile: bool,
 }
 
 fn default_path() -> PathBuf {
@@ -61,7 +56,6 @@ impl Default for FsConfig {
         Self {
             path: default_path(),
             fsync: true,
-            sendfile: true,
         }
     }
 }
@@ -96,7 +90,6 @@ pub async fn factory(
 pub struct FsStorage {
     root: PathBuf,
     fsync: bool,
-    sendfile: bool,
 }
 
 impl FsStorage {
@@ -107,7 +100,6 @@ impl FsStorage {
         Ok(Self {
             root,
             fsync: config.fsync,
-            sendfile: config.sendfile,
         })
     }
 
@@ -295,12 +287,8 @@ impl Storage for FsStorage {
         };
         let file = Arc::new(file.into_std().await);
         let body = read::read_range(file.clone(), range.clone());
-        let read = GetResult::new(meta, range, body);
-        Ok(if self.sendfile {
-            read.with_file(file)
-        } else {
-            read
-        })
+        // The server may send the bytes from the file itself (server.sendfile).
+        Ok(GetResult::new(meta, range, body).with_file(file))
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta, StorageError> {
@@ -548,7 +536,6 @@ mod tests {
         FsStorage::open(FsConfig {
             path: dir.to_owned(),
             fsync,
-            ..FsConfig::default()
         })
         .await
         .unwrap()
