@@ -11,11 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use oci_storage_tests::{
-    PASSWORD, Server, USER, XorShift, config_with_storage, eventually, run_ok, sha256,
-};
+use oci_storage_tests::{PASSWORD, Server, USER, config_with_storage, eventually, run_ok, sha256};
 
-use crate::protocol::{Reg, basic_auth_value};
+use crate::protocol::{Reg, basic_auth_value, pseudo_random};
 
 const FS: &str = "storage:\n  type: fs\n  fs:\n    path: data\n";
 const ALWAYS: &str = "server:\n  sendfile: always\n";
@@ -25,16 +23,6 @@ fn config(extra: &str) -> String {
     format!("{}{extra}", config_with_storage(FS))
 }
 const MIB: usize = 1 << 20;
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = XorShift::new(seed);
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
 
 /// `oci_storage_sendfile_bytes_total` by `read`: (page_cache, disk).
 fn sendfile_bytes(reg: &Reg) -> (u64, u64) {
@@ -71,7 +59,7 @@ fn holds(server: &Server, path: &PathBuf) -> bool {
 fn whole_and_ranged_downloads_are_sent_from_the_file() {
     let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
     // Over two of the 16 MiB windows probed for the page cache.
-    let blob = random_bytes(1, 33 * MIB + 123);
+    let blob = pseudo_random(1, 33 * MIB + 123);
     let digest = reg.push_blob("zc/ranges", &blob);
     let path = format!("/v2/zc/ranges/blobs/{digest}");
     let len = blob.len();
@@ -164,7 +152,7 @@ fn start_raw_download(server: &Server, path: &str, body_bytes: usize) -> TcpStre
 fn a_client_leaving_mid_download_frees_the_file() {
     let server = Server::start_with(crate::BIN, &config(ALWAYS), &[]);
     let reg = Reg::with(server);
-    let blob = random_bytes(2, 64 * MIB);
+    let blob = pseudo_random(2, 64 * MIB);
     let digest = reg.push_blob("zc/leave", &blob);
     let path = format!("/v2/zc/leave/blobs/{digest}");
     let file = blob_file(&reg.server, &digest);
@@ -194,7 +182,7 @@ fn a_client_leaving_mid_download_frees_the_file() {
 #[test]
 fn a_blob_deleted_while_being_sent_arrives_whole() {
     let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
-    let blob = random_bytes(3, 64 * MIB);
+    let blob = pseudo_random(3, 64 * MIB);
     let digest = reg.push_blob("zc/deleted", &blob);
     let path = format!("/v2/zc/deleted/blobs/{digest}");
     let file = blob_file(&reg.server, &digest);
@@ -216,7 +204,7 @@ fn a_blob_deleted_while_being_sent_arrives_whole() {
 #[test]
 fn a_blob_out_of_the_page_cache_is_read_on_the_blocking_pool() {
     let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
-    let blob = random_bytes(4, 16 * MIB);
+    let blob = pseudo_random(4, 16 * MIB);
     let digest = reg.push_blob("zc/cold", &blob);
     let file = blob_file(&reg.server, &digest);
     // Written and fsynced, so clean: dropping it from the page cache is allowed.
@@ -248,7 +236,7 @@ fn a_blob_out_of_the_page_cache_is_read_on_the_blocking_pool() {
 
 #[test]
 fn downloads_stream_where_sendfile_does_not_apply() {
-    let blob = random_bytes(5, 3 * MIB + 7);
+    let blob = pseudo_random(5, 3 * MIB + 7);
     let digest = sha256(&blob);
 
     // Turned off, and by default to a client on this host.
