@@ -46,8 +46,10 @@ pub async fn run(
         let (io, local, remote, scheme) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                // A failed handshake or a reset before accept: that client's loss only.
-                tracing::debug!(error = %e, "accepting a connection failed");
+                // Out of file descriptors, say: waiting a little keeps this loop from
+                // spinning while it lasts (poem's own loop retries at once).
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
