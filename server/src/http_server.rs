@@ -31,12 +31,15 @@ pub async fn run(
 ) {
     let ep = Arc::new(ep);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // poem's settings.
+    // poem's settings, except the number of concurrent HTTP/2 streams: hyper's default (200)
+    // rather than poem's none.
     builder
         .http2()
         .max_pending_accept_reset_streams(20)
         .max_header_list_size(16 * 1024);
     let graceful = GracefulShutdown::new();
+    // Cancels the connections still open when the grace period is over.
+    let past_grace = tokio_util::sync::CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -49,8 +52,10 @@ pub async fn run(
                 // Out of file descriptors, say: waiting a little keeps this loop from
                 // spinning while it lasts (poem's own loop retries at once).
                 tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
             }
         };
         let ep = ep.clone();
@@ -68,9 +73,15 @@ pub async fn run(
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let past_grace = past_grace.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = past_grace.cancelled() => {}
             }
         });
     }
@@ -80,5 +91,6 @@ pub async fn run(
         .is_err()
     {
         tracing::info!("grace period over: closing the connections still open");
+        past_grace.cancel();
     }
 }

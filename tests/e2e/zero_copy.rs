@@ -170,6 +170,7 @@ fn a_client_leaving_mid_download_frees_the_file() {
         || !holds(&reg.server, &file),
     );
     let (after, _) = sendfile_bytes(&reg);
+    assert!(after > before, "sent with sendfile");
     assert!(
         after - before < blob.len() as u64,
         "the transfer stopped early"
@@ -199,6 +200,88 @@ fn a_blob_deleted_while_being_sent_arrives_whole() {
     assert_eq!(got.len(), blob.len());
     assert!(got == blob, "the open file keeps its bytes");
     assert_eq!(reg.get(&path).status(), 404);
+    let (sent, _) = sendfile_bytes(&reg);
+    assert_eq!(sent, blob.len() as u64, "sent with sendfile");
+}
+
+/// Reads one response (Content-Length framed) from `reader`; answers its status and body.
+fn read_response(reader: &mut impl std::io::BufRead) -> (String, Vec<u8>) {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            len = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    (status.trim_end().to_owned(), body)
+}
+
+#[test]
+fn pipelined_and_http10_requests_get_their_own_bytes() {
+    let reg = Reg::with(Server::start_with(crate::BIN, &config(ALWAYS), &[]));
+    let blob = pseudo_random(6, 3 * MIB + 5);
+    let digest = reg.push_blob("zc/pipelined", &blob);
+    let path = format!("/v2/zc/pipelined/blobs/{digest}");
+    let auth = basic_auth_value(USER, PASSWORD);
+    let (before, _) = sendfile_bytes(&reg);
+
+    // Three requests written at once on one connection: a range, the whole blob, a suffix.
+    let request = |range: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: registry\r\nAuthorization: {auth}\r\n{range}\r\n")
+    };
+    let mut conn = TcpStream::connect(reg.server.host.as_str()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let requests = [
+        request("Range: bytes=10-99\r\n"),
+        request(""),
+        request("Range: bytes=-7\r\n"),
+    ];
+    conn.write_all(requests.concat().as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let len = blob.len();
+    for (want_status, want) in [
+        ("HTTP/1.1 206 Partial Content", &blob[10..100]),
+        ("HTTP/1.1 200 OK", &blob[..]),
+        ("HTTP/1.1 206 Partial Content", &blob[len - 7..]),
+    ] {
+        let (status, body) = read_response(&mut reader);
+        assert_eq!(status, want_status);
+        assert!(body == want, "{status}: the bytes of its own request");
+    }
+
+    // HTTP/1.0: one answer, then the server closes the connection.
+    let mut conn = TcpStream::connect(reg.server.host.as_str()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nAuthorization: {auth}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        answer.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..head_end])
+    );
+    assert!(answer[head_end..] == blob[..]);
+
+    let (after, _) = sendfile_bytes(&reg);
+    assert_eq!(
+        after - before,
+        (90 + len + 7 + len) as u64,
+        "all of it with sendfile"
+    );
 }
 
 #[test]

@@ -44,8 +44,9 @@ pub fn blob_body(req: &Request, read: GetResult) -> Body {
 
 /// Maps the range when hyper first polls it (a body hyper never polls, as for HEAD, maps
 /// nothing) and yields it as one chunk; if mapping fails, yields the storage's stream
-/// instead. The stream stays unpolled until the body is dropped otherwise: whatever it holds
-/// (the proxy cache's read guard) lasts the transfer.
+/// instead. The stream stays unpolled until the body is dropped otherwise, so whatever it
+/// holds (the proxy cache's read guard) lasts until hyper has taken the last chunk, which
+/// may be before it is all sent; the open file keeps the bytes for the rest.
 struct FileBody {
     slot: Arc<Slot>,
     /// Until the first poll.

@@ -60,6 +60,12 @@ impl<A: poem::listener::Acceptor<Io = TcpStream>> poem::listener::Acceptor for A
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not turn off Nagle's algorithm for a connection");
         }
+        // The connection's own address, not the listener's (0.0.0.0 when bound to every
+        // interface): it decides `auto`, and keys the table requests look the connection up in.
+        let local = match stream.local_addr() {
+            Ok(address) => LocalAddr(poem::Addr::SocketAddr(address)),
+            Err(_) => local,
+        };
         let registration = match (local.as_socket_addr(), remote.as_socket_addr()) {
             (Some(l), Some(r)) if self.sends_files(*l, *r) => Some(Registration::new(*l, *r)),
             _ => None,
@@ -102,24 +108,34 @@ impl Connection {
     /// Sends the file bytes of `mapped`, a slice of a mapped blob range.
     fn poll_send_file(&mut self, cx: &mut Context<'_>, mapped: &[u8]) -> Poll<io::Result<usize>> {
         loop {
-            if let Some((task, started_for)) = self.disk_send.as_mut() {
+            if let Some((mut task, started_for)) = self.disk_send.take() {
                 // hyper retries the very bytes it was told were pending; anything else would
                 // follow bytes already sent for another position.
-                if *started_for != mapped.as_ptr() as usize {
+                if started_for != mapped.as_ptr() as usize {
                     return Poll::Ready(Err(io::Error::other(
                         "a different write while a file send was in progress",
                     )));
                 }
-                let sent = ready!(Pin::new(task).poll(cx)).map_err(io::Error::other)?;
-                self.disk_send = None;
-                match sent {
+                let Poll::Ready(sent) = Pin::new(&mut task).poll(cx) else {
+                    self.disk_send = Some((task, started_for));
+                    return Poll::Pending;
+                };
+                match sent.map_err(io::Error::other)? {
                     Ok(n) => {
                         crate::metrics::get().sendfile_bytes("disk", n);
                         return Poll::Ready(Ok(n));
                     }
-                    // The socket filled up: wait until it is writable again.
+                    // The socket filled up. Its readiness is cleared only if it is still
+                    // full now: an acknowledgement that freed room since the pool's attempt
+                    // was its one wake-up (edge-triggered), and clearing it would wait forever.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let _ = self.stream.try_io(Interest::WRITABLE, || Err::<(), _>(e));
+                        let _ = self.stream.try_io(Interest::WRITABLE, || {
+                            if is_writable(self.stream.as_fd())? {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        });
                     }
                     Err(e) => return Poll::Ready(Err(e)),
                 }
@@ -156,6 +172,16 @@ impl Connection {
         }
         Ok(self.socket_for_pool.clone().expect("set above"))
     }
+}
+
+/// Whether the socket has room to write, now.
+fn is_writable(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+    let mut fds = [rustix::event::PollFd::new(
+        &socket,
+        rustix::event::PollFlags::OUT,
+    )];
+    let ready = rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default()))?;
+    Ok(ready > 0 && fds[0].revents().contains(rustix::event::PollFlags::OUT))
 }
 
 /// One `sendfile(2)` of `step` (the socket is non-blocking: it sends what fits).
