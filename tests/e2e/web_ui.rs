@@ -484,9 +484,7 @@ fn backup_page_button_progress_history_and_restore() {
     let mut rng = oci_storage_tests::XorShift::new(7);
     const TAGS: usize = 24;
     for i in 0..TAGS {
-        let layer: Vec<u8> = (0..4 * 1024 * 1024 / 8)
-            .flat_map(|_| rng.next_u64().to_le_bytes())
-            .collect();
+        let layer = rng.bytes(4 * 1024 * 1024);
         reg.push_image("team/big", &format!("v{i}"), &layer);
     }
     browser_script_with(

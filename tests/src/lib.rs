@@ -344,6 +344,16 @@ impl XorShift {
         self.0
     }
 
+    /// The next `len` bytes of the sequence: deterministic, incompressible-looking content.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
     /// In `lo..hi` (the modulo bias is immaterial for test parameters).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo)

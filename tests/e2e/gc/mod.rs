@@ -106,6 +106,19 @@ fn image(reg: &Reg, repo: &str, tag: &str, seed: u64, size: usize) -> (Vec<u8>, 
 
 /// What is collected and what is kept, on `reg`'s storage; `stored` measures the bytes the
 /// storage holds (files on disk, objects in the bucket).
+/// An image index of `children` (manifest bytes and digest), all linux/amd64.
+fn index_of(children: &[(Vec<u8>, String)]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(b, d)| json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": b.len(),
+            "platform": {"os": "linux", "architecture": "amd64"},
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
 fn collects_and_keeps(reg: &Reg, stored: &dyn Fn() -> u64) {
     const MIB: usize = 1024 * 1024;
     // Kept: a tagged image, an index and its untagged children, a referrer of the image.
@@ -119,15 +132,7 @@ fn collects_and_keeps(reg: &Reg, stored: &dyn Fn() -> u64) {
             202
         );
     }
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": children.iter().map(|(b, d)| json!({
-            "mediaType": OCI_MANIFEST, "digest": d, "size": b.len(),
-            "platform": {"os": "linux", "architecture": "amd64"},
-        })).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let index = index_of(&children);
     reg.push_manifest("team/c", "v1", OCI_INDEX, &index);
     reg.push_blob("team/a", b"{}");
     let signature = artifact_manifest(
@@ -436,15 +441,7 @@ fn an_index_brings_back_its_collected_children() {
         2,
         "the untagged children went: {run}"
     );
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": children.iter().map(|(b, d)| json!({
-            "mediaType": OCI_MANIFEST, "digest": d, "size": b.len(),
-            "platform": {"os": "linux", "architecture": "amd64"},
-        })).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let index = index_of(&children);
     reg.push_manifest("multi/app", "v1", OCI_INDEX, &index);
     check_pullable(&reg, "multi/app", "v1");
 }

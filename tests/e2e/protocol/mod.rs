@@ -306,13 +306,7 @@ pub fn artifact_manifest(
 
 /// `len` bytes of deterministic, incompressible-looking content.
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = XorShift::new(seed);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        out.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    XorShift::new(seed).bytes(len)
 }
 
 /// Adds `query` (`k=v`) to a path or Location that may already carry a query string.

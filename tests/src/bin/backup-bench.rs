@@ -64,15 +64,6 @@ impl Pusher {
     }
 }
 
-fn random_bytes(rng: &mut XorShift, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        out.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// One image: a config and `layers` layers; answers (blobs, bytes).
 async fn push_image(
     pusher: &Pusher,
@@ -88,7 +79,7 @@ async fn push_image(
     let mut bytes = config_size as u64;
     let mut layers = Vec::new();
     for size in sizes {
-        let layer = random_bytes(&mut rng, size);
+        let layer = rng.bytes(size);
         bytes += size as u64;
         layers.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",

@@ -148,12 +148,7 @@ impl Shape {
             self.seed ^ (repo << 40) ^ (image << 20) ^ (index << 4) ^ 0x9e37_79b9_7f4a_7c15,
         );
         let len = rng.range(self.min, self.max + 1) as usize;
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&rng.next_u64().to_le_bytes());
-        }
-        out.truncate(len);
-        out
+        rng.bytes(len)
     }
 }
 

@@ -279,13 +279,6 @@ impl Bench {
     }
 }
 
-/// A download URL: a registry's blob, or the static server's file.
-struct Source<'a> {
-    name: &'a str,
-    url: String,
-    pid: Option<u32>,
-}
-
 /// CPU time (user + system) a process has used, in seconds.
 fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
@@ -407,7 +400,8 @@ async fn manifests(b: &Bench, t: &Target, args: &Args, row: &mut Row) {
 }
 
 /// One round of every download measurement of `source`.
-async fn download_round(b: &Bench, source: &Source<'_>, bytes: u64) -> Downloads {
+/// `source.url` is the blob's (or the static file's) URL.
+async fn download_round(b: &Bench, source: &Target, bytes: u64) -> Downloads {
     eprintln!("[{}] downloads", source.name);
     let cpu_before = cpu_seconds(source.pid);
     let url = &source.url;
@@ -510,20 +504,19 @@ async fn main() {
     }
 
     // Downloads: the static file first (when given), then the registries, in rounds.
-    let mut sources: Vec<Source> = Vec::new();
+    let mut sources: Vec<Target> = Vec::new();
     if let Some(url) = &args.file_url {
-        sources.push(Source {
-            name: "nginx (static file)",
+        sources.push(Target {
+            name: "nginx (static file)".into(),
             url: url.clone(),
             pid: None,
         });
     }
     let registries = sources.len();
     for t in &args.targets {
-        sources.push(Source {
-            name: &t.name,
+        sources.push(Target {
             url: format!("{}/v2/{REPO}/blobs/{}", t.url, digests[0]),
-            pid: t.pid,
+            ..t.clone()
         });
     }
     for t in &args.targets {
